@@ -1,0 +1,120 @@
+import type {
+  ContextExtractor,
+  ContextRepository,
+  ExtractionRequest,
+  RepositoryCapabilities,
+  SessionContext,
+} from '@ctx/core';
+
+/** Options the suite passes when it needs a repository with an optional capability switched on. */
+export interface RepositoryFactoryOptions {
+  /** Expire sessions this many milliseconds after their last write (TTL group). */
+  ttlMs?: number;
+  /** Keep the last N versions of each session (history group). */
+  historyLimit?: number;
+}
+
+/**
+ * What an adapter gives {@link describeContextRepository}. The suite calls `createRepository` for
+ * every test (and closes what it created), so every test starts from a fresh handle on the same
+ * backend; tests use random session and user ids, so suites may share one server or file.
+ */
+export interface RepositoryHarness {
+  /** Shown in the suite's `describe` title, e.g. `"sqlite (file)"`. */
+  name: string;
+  /** A new repository on the shared backend. Called once or more per test. */
+  createRepository(
+    options?: RepositoryFactoryOptions,
+  ): ContextRepository | Promise<ContextRepository>;
+  /**
+   * A repository on an independent connection to the same data (another client, pool, process
+   * handle). Enables the cross-connection concurrency tests; omit it for single-process backends.
+   */
+  createSecondConnection?(
+    options?: RepositoryFactoryOptions,
+  ): ContextRepository | Promise<ContextRepository>;
+  /**
+   * Reads the stored row of a session straight through the driver, bypassing the repository, so
+   * the suite can verify what was really persisted. Return `null` when absent.
+   */
+  readRaw?(sessionId: string): Promise<RawSnapshot | null>;
+  /** Optional capabilities the adapter declares: each one turns on a group of tests. */
+  capabilities?: Partial<RepositoryCapabilities>;
+  /** Called once after the suite (close shared clients, drop schemas). */
+  teardown?(): void | Promise<void>;
+  /**
+   * Milliseconds to wait for a TTL to elapse, on top of `ttlMs`, for backends whose expiry is
+   * coarse. @default 250
+   */
+  ttlSlackMs?: number;
+}
+
+/**
+ * A persisted snapshot as the driver sees it, decoded just enough to compare with what was saved.
+ * Timestamps as epoch milliseconds.
+ */
+export interface RawSnapshot {
+  sessionId: string;
+  userId: string | null;
+  summary: string;
+  goal: string | null;
+  plan: string[] | null;
+  progress: string[] | null;
+  createdAt: number;
+  updatedAt: number;
+  version: number;
+}
+
+/**
+ * One thing the simulated provider can be told to do on the next call. Adapters translate each
+ * into their provider's wire format (status codes, bodies, stop reasons).
+ */
+export type ProviderScenario =
+  /** Answer with this JSON text as the model's output (a valid extraction or not). */
+  | { kind: 'output'; text: string; usage?: { inputTokens: number; outputTokens: number } }
+  /** The model refused (OpenAI `refusal`, Gemini block/`SAFETY`). */
+  | { kind: 'refusal' }
+  /** Output cut off by the token limit. */
+  | { kind: 'truncated'; text?: string }
+  /** An empty reply (no text at all). */
+  | { kind: 'empty' }
+  /** An HTTP error from the provider. */
+  | { kind: 'http_error'; status: 400 | 401 | 403 | 429 | 500 | 503; retryAfterSeconds?: number }
+  /** The provider never answers (until the client times out or aborts). */
+  | { kind: 'hang' };
+
+/** What the simulated provider received. */
+export interface RecordedProviderRequest {
+  /** The model id sent. */
+  model: string;
+  /** The JSON schema sent for structured output, if any. */
+  schema: unknown;
+  /** Whether strict schema adherence was requested (where the provider has such a switch). */
+  strict: boolean | undefined;
+  /** All prompt text sent (system + user), concatenated, for content assertions. */
+  promptText: string;
+  /** The raw parsed request body. */
+  body: unknown;
+}
+
+/**
+ * What a model adapter gives {@link describeContextExtractor}: an extractor pointed at a local
+ * server that speaks the provider's wire protocol, and a handle to script that server.
+ */
+export interface ExtractorHarness {
+  name: string;
+  /**
+   * An extractor talking to the simulated provider. `timeoutMs` asks for an extractor with that
+   * time limit (for the timeout test).
+   */
+  createExtractor(options?: { timeoutMs?: number }): ContextExtractor | Promise<ContextExtractor>;
+  /** Queue what the provider does on its next call(s), in order. */
+  enqueue(...scenarios: ProviderScenario[]): void;
+  /** Requests received so far, oldest first. */
+  requests(): RecordedProviderRequest[];
+  /** Clear queued scenarios and recorded requests (called before each test). */
+  reset(): void;
+  teardown?(): void | Promise<void>;
+}
+
+export type { ExtractionRequest, SessionContext };

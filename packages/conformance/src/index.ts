@@ -1,0 +1,8 @@
+export type {
+  ExtractorHarness,
+  ProviderScenario,
+  RawSnapshot,
+  RecordedProviderRequest,
+  RepositoryFactoryOptions,
+  RepositoryHarness,
+} from './harness.js';

@@ -1,0 +1,224 @@
+const MARKER = Symbol.for('ctx.error');
+
+/**
+ * Stable machine-readable error codes. Switch on `error.code`, never on messages.
+ *
+ * - `INVALID_INPUT`: an argument (session id, message, snapshot, cursor…) failed validation.
+ * - `INVALID_CONFIG`: a store, repository or extractor was built with invalid options.
+ * - `VERSION_CONFLICT`: a compare-and-set save lost to another writer; see {@link VersionConflictError}.
+ * - `EXTRACTION_FAILED`: the model call or its output failed; see {@link ExtractionError}.
+ * - `STORAGE_UNAVAILABLE`: the storage backend could not be reached (connection refused or lost, timeout, busy).
+ * - `STORAGE_ERROR`: the backend answered with an error that is not an outage.
+ * - `SCHEMA_MISMATCH`: the database is not a ctx database, or its schema is newer than this code.
+ * - `OWNERSHIP_MISMATCH`: the session belongs to another user.
+ * - `CLOSED`: the repository or store was used after `close()`.
+ */
+export type ContextErrorCode =
+  | 'INVALID_INPUT'
+  | 'INVALID_CONFIG'
+  | 'VERSION_CONFLICT'
+  | 'EXTRACTION_FAILED'
+  | 'STORAGE_UNAVAILABLE'
+  | 'STORAGE_ERROR'
+  | 'SCHEMA_MISMATCH'
+  | 'OWNERSHIP_MISMATCH'
+  | 'CLOSED';
+
+/**
+ * Base class of every error ctx throws. Carries a stable {@link ContextErrorCode} and the original
+ * error as `cause`.
+ *
+ * Use {@link ContextError.isInstance} rather than `instanceof`: it also recognises errors thrown by
+ * another copy of `@ctx/core` (duplicate installs, bundled adapters).
+ *
+ * @example
+ * ```ts
+ * try { await store.update(input) }
+ * catch (error) {
+ *   if (ContextError.isInstance(error) && error.code === 'VERSION_CONFLICT') { … }
+ * }
+ * ```
+ */
+export class ContextError extends Error {
+  readonly [MARKER] = true;
+  /** Stable machine-readable code. */
+  readonly code: ContextErrorCode;
+  /** The error this one wraps (driver, SDK, validation), if any. */
+  declare readonly cause?: unknown;
+
+  constructor(code: ContextErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ContextError';
+    this.code = code;
+  }
+
+  /** True for any ctx error, including ones created by another copy of this package. */
+  static isInstance(error: unknown): error is ContextError {
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[MARKER] === true &&
+      typeof (error as { code?: unknown }).code === 'string'
+    );
+  }
+
+  /** True when `error` is a ctx error with the given code. */
+  static hasCode<C extends ContextErrorCode>(
+    error: unknown,
+    code: C,
+  ): error is ContextError & { code: C } {
+    return ContextError.isInstance(error) && error.code === code;
+  }
+}
+
+/** One validation problem: where (`path`) and what. */
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+/** `INVALID_INPUT` or `INVALID_CONFIG`, with the list of problems found. */
+export class ValidationError extends ContextError {
+  readonly issues: ValidationIssue[];
+
+  constructor(
+    code: 'INVALID_INPUT' | 'INVALID_CONFIG',
+    message: string,
+    options?: { cause?: unknown; issues?: ValidationIssue[] },
+  ) {
+    super(code, message, options);
+    this.name = 'ValidationError';
+    this.issues = options?.issues ?? [];
+  }
+}
+
+/**
+ * A compare-and-set save found another version than the one expected. `currentVersion` is the
+ * version stored now (`null` when the session does not exist).
+ */
+export class VersionConflictError extends ContextError {
+  readonly sessionId: string;
+  readonly expectedVersion: number | null;
+  readonly currentVersion: number | null;
+
+  constructor(options: {
+    sessionId: string;
+    expectedVersion: number | null;
+    currentVersion: number | null;
+    cause?: unknown;
+  }) {
+    super(
+      'VERSION_CONFLICT',
+      `Session "${options.sessionId}" is at version ${options.currentVersion ?? 'none (absent)'}, expected ${options.expectedVersion ?? 'none (absent)'}`,
+      { cause: options.cause },
+    );
+    this.name = 'VersionConflictError';
+    this.sessionId = options.sessionId;
+    this.expectedVersion = options.expectedVersion;
+    this.currentVersion = options.currentVersion;
+  }
+
+  static override isInstance(error: unknown): error is VersionConflictError {
+    return ContextError.hasCode(error, 'VERSION_CONFLICT');
+  }
+}
+
+/**
+ * Why an extraction failed.
+ *
+ * - `authentication`: bad or missing credentials (HTTP 401/403).
+ * - `rate_limit`: the provider throttled the call (HTTP 429); see `retryAfterMs`.
+ * - `server_error`: the provider failed (HTTP 5xx, overloaded).
+ * - `network`: the provider could not be reached.
+ * - `timeout`: the call exceeded its time limit.
+ * - `aborted`: the caller's `AbortSignal` fired.
+ * - `bad_request`: the provider rejected the request (HTTP 400/404/422: unknown model, bad schema).
+ * - `refusal`: the model refused to answer.
+ * - `truncated`: the output was cut off (token limit, safety stop).
+ * - `empty`: the model returned nothing.
+ * - `invalid_json`: the output is not JSON.
+ * - `schema_mismatch`: the JSON does not match the extraction schema or its limits.
+ * - `unknown`: anything else.
+ */
+export type ExtractionFailureReason =
+  | 'authentication'
+  | 'rate_limit'
+  | 'server_error'
+  | 'network'
+  | 'timeout'
+  | 'aborted'
+  | 'bad_request'
+  | 'refusal'
+  | 'truncated'
+  | 'empty'
+  | 'invalid_json'
+  | 'schema_mismatch'
+  | 'unknown';
+
+const RETRYABLE_REASONS: ReadonlySet<ExtractionFailureReason> = new Set([
+  'rate_limit',
+  'server_error',
+  'network',
+  'timeout',
+  'truncated',
+  'empty',
+  'invalid_json',
+  'schema_mismatch',
+]);
+
+/** `EXTRACTION_FAILED`: the model call or its output failed. Nothing was written. */
+export class ExtractionError extends ContextError {
+  readonly reason: ExtractionFailureReason;
+  /** Whether trying again later may succeed (rate limits, outages, a bad sample). */
+  readonly retryable: boolean;
+  /** The provider's HTTP status, when there was one. */
+  readonly status: number | undefined;
+  /** How long the provider asked us to wait (from `retry-after`), in milliseconds. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    reason: ExtractionFailureReason,
+    message: string,
+    options?: { cause?: unknown; status?: number; retryAfterMs?: number; retryable?: boolean },
+  ) {
+    super('EXTRACTION_FAILED', message, options);
+    this.name = 'ExtractionError';
+    this.reason = reason;
+    this.status = options?.status;
+    this.retryAfterMs = options?.retryAfterMs;
+    this.retryable = options?.retryable ?? RETRYABLE_REASONS.has(reason);
+  }
+
+  static override isInstance(error: unknown): error is ExtractionError {
+    return ContextError.hasCode(error, 'EXTRACTION_FAILED');
+  }
+}
+
+/** `STORAGE_UNAVAILABLE` (an outage: retry later) or `STORAGE_ERROR` (the backend refused). */
+export class StorageError extends ContextError {
+  constructor(
+    code: 'STORAGE_UNAVAILABLE' | 'STORAGE_ERROR' | 'SCHEMA_MISMATCH' | 'CLOSED',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.name = 'StorageError';
+  }
+}
+
+/** `OWNERSHIP_MISMATCH`: the session exists and belongs to another user. */
+export class OwnershipError extends ContextError {
+  readonly sessionId: string;
+
+  constructor(sessionId: string) {
+    super('OWNERSHIP_MISMATCH', `Session "${sessionId}" belongs to another user`);
+    this.name = 'OwnershipError';
+    this.sessionId = sessionId;
+  }
+}
+
+/** True for errors that are worth retrying later: outages, rate limits, bad samples. */
+export function isRetryableError(error: unknown): boolean {
+  if (ExtractionError.isInstance(error)) return error.retryable;
+  return ContextError.hasCode(error, 'STORAGE_UNAVAILABLE');
+}

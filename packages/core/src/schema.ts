@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { ValidationError, type ValidationIssue } from './errors.js';
+
+/**
+ * Size limits every repository enforces (through {@link assertValidSnapshot}) so that a snapshot
+ * that fits one backend fits all of them. Lengths count UTF-16 code units (`string.length`).
+ */
+export const LIMITS = {
+  /** Session and user ids: 1–256 characters. */
+  idMaxLength: 256,
+  /** The summary: up to 200 000 characters (a 100 KB summary round-trips everywhere). */
+  summaryMaxLength: 200_000,
+  /** The goal: up to 4 000 characters. */
+  goalMaxLength: 4_000,
+  /** Plan and progress: up to 100 steps. */
+  planMaxSteps: 100,
+  /** One plan or progress step: up to 2 000 characters. */
+  stepMaxLength: 2_000,
+  /** One message given to `update`: up to 1 000 000 characters. */
+  messageMaxLength: 1_000_000,
+  /** Messages given to one `update`: up to 1 000. */
+  messagesMaxCount: 1_000,
+} as const;
+
+// Text must survive every backend unchanged: PostgreSQL rejects U+0000, and a lone UTF-16
+// surrogate cannot be encoded as UTF-8 (SQLite and PostgreSQL would replace it silently).
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when `text` has no lone UTF-16 surrogate (it can be encoded as UTF-8 unchanged). */
+export function isWellFormedText(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+const storableText = (label: string) =>
+  z
+    .string()
+    .refine((value) => !value.includes('\u0000'), `${label} must not contain U+0000 (NUL)`)
+    .refine(isWellFormedText, `${label} must be well-formed Unicode (no lone surrogates)`);
+
+const identifier = (label: string) =>
+  storableText(label)
+    .min(1, `${label} must not be empty`)
+    .max(LIMITS.idMaxLength, `${label} must be at most ${LIMITS.idMaxLength} characters`)
+    .refine(
+      (value) => !/[\u0000-\u001f\u007f]/.test(value),
+      `${label} must not contain control characters`,
+    );
+
+/** A session id: 1–256 characters, no control characters, well-formed Unicode. */
+export const SessionIdSchema = identifier('sessionId');
+/** A user id: same rules as a session id. */
+export const UserIdSchema = identifier('userId');
+
+const step = storableText('a step').max(
+  LIMITS.stepMaxLength,
+  `a step must be at most ${LIMITS.stepMaxLength} characters`,
+);
+const steps = z.array(step).max(LIMITS.planMaxSteps, `at most ${LIMITS.planMaxSteps} steps`);
+
+/** Who said a message. `system` messages are not sent to the extractor (they hold our own block). */
+export const RoleSchema = z.enum(['system', 'user', 'assistant', 'tool']);
+export type Role = z.infer<typeof RoleSchema>;
+
+/** One chat message. */
+export const MessageSchema = z.object({
+  role: RoleSchema,
+  content: storableText('content').max(
+    LIMITS.messageMaxLength,
+    `content must be at most ${LIMITS.messageMaxLength} characters`,
+  ),
+});
+export interface Message {
+  role: Role;
+  content: string;
+}
+
+/** The stored snapshot of one session. Replaced on every update, never accumulated. */
+export const SessionContextSchema = z.object({
+  sessionId: SessionIdSchema,
+  userId: UserIdSchema.nullable(),
+  summary: storableText('summary').max(
+    LIMITS.summaryMaxLength,
+    `summary must be at most ${LIMITS.summaryMaxLength} characters`,
+  ),
+  goal: storableText('goal')
+    .max(LIMITS.goalMaxLength, `goal must be at most ${LIMITS.goalMaxLength} characters`)
+    .nullable(),
+  plan: steps.nullable(),
+  progress: steps.nullable(),
+  createdAt: z.date().refine((date) => !Number.isNaN(date.getTime()), 'invalid date'),
+  updatedAt: z.date().refine((date) => !Number.isNaN(date.getTime()), 'invalid date'),
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});
+
+/**
+ * The stored snapshot of one session.
+ *
+ * `version` is 1 on the first write and grows by 1 on every write: it is the optimistic
+ * concurrency token given back to `save` as `expectedVersion`.
+ */
+export interface SessionContext {
+  /** Unique session id (1–256 characters). */
+  sessionId: string;
+  /** The owner of the session, or null for an anonymous session. */
+  userId: string | null;
+  /** What has been discussed: work in progress, key decisions, current state, open questions. */
+  summary: string;
+  /** What the user is trying to accomplish (planning mode), or null. */
+  goal: string | null;
+  /** Ordered steps to reach the goal (planning mode), or null. */
+  plan: string[] | null;
+  /** Completed steps, each one a step of `plan` (planning mode), or null. */
+  progress: string[] | null;
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+}
+
+/** The content an extractor produces: the next snapshot minus identity, timestamps and version. */
+export const ContextDraftSchema = z.object({
+  summary: SessionContextSchema.shape.summary,
+  goal: SessionContextSchema.shape.goal.optional(),
+  plan: SessionContextSchema.shape.plan.optional(),
+  progress: SessionContextSchema.shape.progress.optional(),
+});
+export interface ContextDraft {
+  summary: string;
+  goal?: string | null;
+  plan?: string[] | null;
+  progress?: string[] | null;
+}
+
+/** Turns zod issues into our `path: message` list. */
+export function toValidationIssues(error: z.ZodError): ValidationIssue[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join('.') || '(root)',
+    message: issue.message,
+  }));
+}
+
+/**
+ * Parses `value` with `schema` or throws a {@link ValidationError} (`INVALID_INPUT` unless told
+ * otherwise) whose message lists every problem.
+ */
+export function parseOrThrow<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  what: string,
+  code: 'INVALID_INPUT' | 'INVALID_CONFIG' = 'INVALID_INPUT',
+): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = toValidationIssues(result.error);
+  throw new ValidationError(
+    code,
+    `Invalid ${what}: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+    { cause: result.error, issues },
+  );
+}
+
+/** Throws `INVALID_INPUT` unless `sessionId` is a valid session id. */
+export function assertValidSessionId(sessionId: unknown): asserts sessionId is string {
+  parseOrThrow(SessionIdSchema, sessionId, 'session id');
+}
+
+/** Throws `INVALID_INPUT` unless `snapshot` is a complete, valid {@link SessionContext}. */
+export function assertValidSnapshot(snapshot: unknown): asserts snapshot is SessionContext {
+  parseOrThrow(SessionContextSchema, snapshot, 'session context');
+}

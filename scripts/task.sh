@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One entry point for a newcomer's machine that has only Node: finds (or fetches) the pinned pnpm,
+# installs the workspace, then runs the requested task.
+#   bash scripts/task.sh demo    build and run apps/quickstart
+#   bash scripts/task.sh test    lint, typecheck, every test suite, then the fault-injection suites
+#   bash scripts/task.sh bench   build and run the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.9
+export TURBO_TELEMETRY_DISABLED=1
+export DO_NOT_TRACK=1
+# better-sqlite3 compiles from source; node-gyp must use the local Node headers, not download them.
+if [ -z "${npm_config_nodedir:-}" ] && [ -d /usr/include/node ]; then
+  export npm_config_nodedir=/usr
+fi
+
+if command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null)" = "$PNPM_VERSION" ]; then
+  pnpm() { command pnpm "$@"; }
+else
+  pnpm() { npx -y "pnpm@$PNPM_VERSION" "$@"; }
+fi
+
+task="${1:-test}"
+pnpm install --frozen-lockfile
+
+case "$task" in
+  demo)
+    pnpm turbo run build --filter=quickstart...
+    pnpm --filter quickstart start
+    ;;
+  test)
+    pnpm lint
+    pnpm turbo run build typecheck
+    pnpm turbo run test --concurrency=1
+    # Suites that stop and restart PostgreSQL/Redis run alone, after everything else.
+    CTX_FAULT_TESTS=1 pnpm turbo run test:faults --concurrency=1
+    ;;
+  bench)
+    pnpm turbo run build
+    pnpm turbo run bench --concurrency=1
+    ;;
+  *)
+    echo "unknown task: $task (expected demo, test or bench)" >&2
+    exit 2
+    ;;
+esac
