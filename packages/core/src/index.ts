@@ -22,7 +22,19 @@ export {
   parseExtractionOutput,
   type TokenUsage,
 } from './extraction.js';
+export {
+  createExtractiveExtractor,
+  type ExtractiveExtractorOptions,
+} from './extractive-extractor.js';
 export { createMemoryRepository, type MemoryRepositoryOptions } from './memory-repository.js';
+export {
+  applyUpdatePolicy,
+  hasConversationalContent,
+  messagesForExtraction,
+  type SnapshotContent,
+  UPDATE_MODES,
+  type UpdateMode,
+} from './policy.js';
 export {
   formatSessionContext,
   injectSessionContext,
@@ -71,4 +83,12 @@ export {
   type ScriptedExtractorOptions,
   type ScriptedReply,
 } from './scripted-extractor.js';
+export {
+  type BackgroundConfig,
+  type SessionContextConfig,
+  type SessionContextEvent,
+  SessionContextStore,
+  type UpdateInput,
+  type UpdateResult,
+} from './store.js';
 export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from './text.js';
