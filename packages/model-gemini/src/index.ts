@@ -1,0 +1,9 @@
+export {
+  createGeminiExtractor,
+  GEMINI_DEFAULT_MAX_OUTPUT_TOKENS,
+  GEMINI_DEFAULT_TIMEOUT_MS,
+  type GeminiExtractorApiKeyOptions,
+  type GeminiExtractorClientOptions,
+  type GeminiExtractorCommonOptions,
+  type GeminiExtractorOptions,
+} from './gemini-extractor.js';
