@@ -23,7 +23,8 @@ describe('ContextError', () => {
 
   it('is recognised across duplicate copies of the package', async () => {
     vi.resetModules();
-    const copy = (await import('../src/errors.js?copy')) as typeof import('../src/errors.js');
+    const copyPath: string = '../src/errors.js?copy';
+    const copy = (await import(copyPath)) as typeof import('../src/errors.js');
     expect(copy.ContextError).not.toBe(ContextError);
     const foreign = new copy.VersionConflictError({
       sessionId: 's',

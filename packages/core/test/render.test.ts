@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   formatSessionContext,
   injectSessionContext,
+  isWellFormedText,
   neutralizeTags,
   renderSessionContext,
 } from '../src/index.js';
@@ -131,7 +132,7 @@ describe('renderSessionContext', () => {
     for (let budget = 64; budget < 110; budget += 1) {
       const rendered = renderSessionContext(context, { maxChars: budget });
       expect(rendered.length).toBeLessThanOrEqual(budget);
-      expect(rendered.isWellFormed()).toBe(true);
+      expect(isWellFormedText(rendered)).toBe(true);
     }
   });
 

@@ -604,7 +604,12 @@ describe('configuration and input validation', () => {
     const store = new SessionContextStore(base);
     const error = await store
       .update({ sessionId: 'a\nb', messages: [{ role: 'robot', content: 1 } as never] })
-      .catch((caught: unknown) => caught as ContextError);
+      .then(
+        () => {
+          throw new Error('expected a rejection');
+        },
+        (caught: unknown) => caught as ContextError,
+      );
     expect(error.code).toBe('INVALID_INPUT');
     expect(error.message).toMatch(/sessionId/);
     expect(error.message).toMatch(/messages\.0\.role/);
