@@ -6,11 +6,21 @@ import type {
   SessionContext,
 } from '@ctx/core';
 
-/** Options the suite passes when it needs a repository with an optional capability switched on. */
+/**
+ * Options the suite passes to {@link RepositoryHarness.createRepository} when it needs a repository
+ * with an optional capability switched on. Forward them to the adapter's own options; when the
+ * suite passes none, create a repository with no TTL and no history.
+ */
 export interface RepositoryFactoryOptions {
-  /** Expire sessions this many milliseconds after their last write (TTL group). */
+  /**
+   * Expire sessions this many milliseconds after their last write (TTL group; the suite uses 1000).
+   * @default undefined (never expire)
+   */
   ttlMs?: number;
-  /** Keep the last N versions of each session (history group). */
+  /**
+   * Keep the last N versions of each session (history group; the suite uses 3).
+   * @default undefined (no history)
+   */
   historyLimit?: number;
 }
 
@@ -22,7 +32,16 @@ export interface RepositoryFactoryOptions {
 export interface RepositoryHarness {
   /** Shown in the suite's `describe` title, e.g. `"sqlite (file)"`. */
   name: string;
-  /** A new repository on the shared backend. Called once or more per test. */
+  /**
+   * A new repository on the shared backend. Called once or more per test; the suite closes every
+   * repository it created after the test, so share clients (pools, connections) through injection
+   * and let the repository leave them open.
+   *
+   * @example
+   * ```ts
+   * createRepository: (options) => createRedisRepository({ client: redis, ...options }),
+   * ```
+   */
   createRepository(
     options?: RepositoryFactoryOptions,
   ): ContextRepository | Promise<ContextRepository>;
@@ -35,10 +54,15 @@ export interface RepositoryHarness {
   ): ContextRepository | Promise<ContextRepository>;
   /**
    * Reads the stored row of a session straight through the driver, bypassing the repository, so
-   * the suite can verify what was really persisted. Return `null` when absent.
+   * the suite can verify what was really persisted (after every save, delete and refused save).
+   * Return `null` when no row exists. Omit it only when the backend has no out-of-band view.
    */
   readRaw?(sessionId: string): Promise<RawSnapshot | null>;
-  /** Optional capabilities the adapter declares: each one turns on a group of tests. */
+  /**
+   * Optional capabilities the adapter supports: each one turns on a group of tests, which also
+   * checks that the repository declares it in `repository.capabilities`.
+   * @default {} (no optional group runs)
+   */
   capabilities?: Partial<RepositoryCapabilities>;
   /** Called once after the suite (close shared clients, drop schemas). */
   teardown?(): void | Promise<void>;
@@ -47,21 +71,35 @@ export interface RepositoryHarness {
    * coarse. @default 250
    */
   ttlSlackMs?: number;
+  /**
+   * Time limit of each test in milliseconds (raise it for slow remote backends).
+   * @default 30000
+   */
+  testTimeoutMs?: number;
 }
 
 /**
- * A persisted snapshot as the driver sees it, decoded just enough to compare with what was saved.
- * Timestamps as epoch milliseconds.
+ * A persisted snapshot as the driver sees it, decoded just enough to compare with what was saved
+ * (JSON columns parsed, column names mapped to these). Every field must equal what was saved.
  */
 export interface RawSnapshot {
+  /** The stored session id. */
   sessionId: string;
+  /** The stored owner, `null` when the session has none. */
   userId: string | null;
+  /** The stored summary. */
   summary: string;
+  /** The stored goal, `null` when absent. */
   goal: string | null;
+  /** The stored plan, `null` when absent (not `[]`). */
   plan: string[] | null;
+  /** The stored progress, `null` when absent (not `[]`). */
   progress: string[] | null;
+  /** Creation time as epoch milliseconds. */
   createdAt: number;
+  /** Last update time as epoch milliseconds. */
   updatedAt: number;
+  /** The stored version. */
   version: number;
 }
 
@@ -102,19 +140,30 @@ export interface RecordedProviderRequest {
  * server that speaks the provider's wire protocol, and a handle to script that server.
  */
 export interface ExtractorHarness {
+  /** Shown in the suite's `describe` title, e.g. `"openai (chat completions)"`. */
   name: string;
   /**
    * An extractor talking to the simulated provider. `timeoutMs` asks for an extractor with that
-   * time limit (for the timeout test).
+   * time limit (for the timeout test). Turn the SDK's own retries off (`maxRetries: 0`): the suite
+   * expects one provider call per extraction.
    */
   createExtractor(options?: { timeoutMs?: number }): ContextExtractor | Promise<ContextExtractor>;
-  /** Queue what the provider does on its next call(s), in order. */
+  /** Queue what the provider does on its next call(s), in order: one scenario per call. */
   enqueue(...scenarios: ProviderScenario[]): void;
-  /** Requests received so far, oldest first. */
+  /** Requests received so far, oldest first, including the ones answered with an error. */
   requests(): RecordedProviderRequest[];
-  /** Clear queued scenarios and recorded requests (called before each test). */
+  /**
+   * Clear queued scenarios and recorded requests, and end any request still hanging (called
+   * before each test).
+   */
   reset(): void;
+  /** Called once after the suite (stop the local server). */
   teardown?(): void | Promise<void>;
+  /**
+   * Time limit of each test in milliseconds.
+   * @default 30000
+   */
+  testTimeoutMs?: number;
 }
 
 export type { ExtractionRequest, SessionContext };
