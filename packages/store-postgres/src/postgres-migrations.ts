@@ -1,0 +1,279 @@
+import { StorageError } from '@ctx/core';
+import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
+import {
+  type PostgresTableOptions,
+  resolveTableNames,
+  type TableNames,
+} from './postgres-schema.js';
+
+/** The schema version this code reads and writes. `migrate()` brings a database up to it. */
+export const POSTGRES_SCHEMA_VERSION = 1;
+
+/** What {@link PostgresRepository.migrate} did. */
+export interface PostgresMigrationResult {
+  /** The schema version the tables are at now (always {@link POSTGRES_SCHEMA_VERSION}). */
+  version: number;
+  /** Names of the migrations applied by this call, oldest first; empty when already up to date. */
+  applied: string[];
+}
+
+interface MigrationStep {
+  version: number;
+  name: string;
+  /** A JavaScript timestamp: TypeORM requires migration names to end with one. */
+  timestamp: number;
+  up(queryRunner: QueryRunner, names: TableNames): Promise<void>;
+  down(queryRunner: QueryRunner, names: TableNames): Promise<void>;
+}
+
+const STEPS: readonly MigrationStep[] = [
+  {
+    version: 1,
+    name: 'CreateSessionContexts',
+    timestamp: 1764028800000,
+    async up(queryRunner, { table, history, qualifiedTable, qualifiedHistory }) {
+      await queryRunner.query(`CREATE TABLE ${qualifiedTable} (
+        session_id text COLLATE "C" NOT NULL,
+        user_id text NULL,
+        summary text NOT NULL,
+        goal text NULL,
+        plan jsonb NULL,
+        progress jsonb NULL,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        version bigint NOT NULL,
+        expires_at timestamptz NULL,
+        CONSTRAINT "${table}_pkey" PRIMARY KEY (session_id),
+        CONSTRAINT "${table}_version_check" CHECK (version >= 1)
+      )`);
+      await queryRunner.query(
+        `CREATE INDEX "${table}_user_list_idx" ON ${qualifiedTable} (user_id, updated_at DESC, session_id DESC)`,
+      );
+      await queryRunner.query(
+        `CREATE INDEX "${table}_list_idx" ON ${qualifiedTable} (updated_at DESC, session_id DESC)`,
+      );
+      await queryRunner.query(
+        `CREATE INDEX "${table}_expires_idx" ON ${qualifiedTable} (expires_at) WHERE expires_at IS NOT NULL`,
+      );
+      await queryRunner.query(`CREATE TABLE ${qualifiedHistory} (
+        id bigint GENERATED ALWAYS AS IDENTITY,
+        session_id text COLLATE "C" NOT NULL,
+        user_id text NULL,
+        summary text NOT NULL,
+        goal text NULL,
+        plan jsonb NULL,
+        progress jsonb NULL,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        version bigint NOT NULL,
+        CONSTRAINT "${history}_pkey" PRIMARY KEY (id),
+        CONSTRAINT "${history}_session_fkey" FOREIGN KEY (session_id)
+          REFERENCES ${qualifiedTable} (session_id) ON DELETE CASCADE
+      )`);
+      await queryRunner.query(
+        `CREATE INDEX "${history}_session_idx" ON ${qualifiedHistory} (session_id, version DESC)`,
+      );
+    },
+    async down(queryRunner, { qualifiedTable, qualifiedHistory }) {
+      await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedHistory}`);
+      await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedTable}`);
+    },
+  },
+];
+
+// First key of the two-key advisory lock: "ctx1" in ASCII, so other apps' locks do not collide.
+const LOCK_NAMESPACE = 0x63747831;
+
+async function withSchemaLock<T>(
+  queryRunner: QueryRunner,
+  names: TableNames,
+  body: () => Promise<T>,
+): Promise<T> {
+  if (queryRunner.isTransactionActive) {
+    await queryRunner.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))', [
+      LOCK_NAMESPACE,
+      names.schema,
+    ]);
+    return body();
+  }
+  // Outside a transaction (TypeORM's migrationsTransactionMode "none") a session lock is needed.
+  await queryRunner.query('SELECT pg_advisory_lock($1::int, hashtext($2::text))', [
+    LOCK_NAMESPACE,
+    names.schema,
+  ]);
+  try {
+    return await body();
+  } finally {
+    await queryRunner.query('SELECT pg_advisory_unlock($1::int, hashtext($2::text))', [
+      LOCK_NAMESPACE,
+      names.schema,
+    ]);
+  }
+}
+
+/** Creates the schema and the bookkeeping table when missing (only then: no CREATE privilege needed later). */
+async function ensureBookkeeping(queryRunner: QueryRunner, names: TableNames): Promise<void> {
+  const [state] = (await queryRunner.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text) AS has_schema,
+            to_regclass($2::text) IS NOT NULL AS has_table`,
+    [names.schema, names.qualifiedMigrations],
+  )) as Array<{ has_schema: boolean; has_table: boolean }>;
+  if (!state?.has_schema) {
+    await queryRunner.query(`CREATE SCHEMA IF NOT EXISTS "${names.schema}"`);
+  }
+  if (!state?.has_table) {
+    await queryRunner.query(`CREATE TABLE IF NOT EXISTS ${names.qualifiedMigrations} (
+      table_name text NOT NULL,
+      version integer NOT NULL,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (table_name, version)
+    )`);
+  }
+}
+
+async function appliedVersions(queryRunner: QueryRunner, names: TableNames): Promise<number[]> {
+  const rows = (await queryRunner.query(
+    `SELECT version FROM ${names.qualifiedMigrations} WHERE table_name = $1::text ORDER BY version`,
+    [names.table],
+  )) as Array<{ version: number }>;
+  return rows.map((row) => Number(row.version));
+}
+
+function migrationName(step: MigrationStep, names: TableNames): string {
+  return `Ctx${step.name}_${names.schema}_${names.table}_${step.timestamp}`;
+}
+
+async function applyStep(
+  queryRunner: QueryRunner,
+  names: TableNames,
+  step: MigrationStep,
+): Promise<void> {
+  await step.up(queryRunner, names);
+  await queryRunner.query(
+    `INSERT INTO ${names.qualifiedMigrations} (table_name, version, name) VALUES ($1::text, $2::int, $3::text)`,
+    [names.table, step.version, migrationName(step, names)],
+  );
+}
+
+function newerSchemaError(names: TableNames, version: number): StorageError {
+  return new StorageError(
+    'SCHEMA_MISMATCH',
+    `The ctx tables ${names.display} are at schema version ${version}, newer than this version of @ctx/store-postgres understands (${POSTGRES_SCHEMA_VERSION}). Upgrade @ctx/store-postgres in this app; do not write with an older version.`,
+  );
+}
+
+/**
+ * Brings the tables up to {@link POSTGRES_SCHEMA_VERSION} in one transaction, under an advisory
+ * lock on the schema, so any number of app instances may call it at once.
+ */
+export async function runPostgresMigrations(
+  dataSource: DataSource,
+  names: TableNames,
+): Promise<PostgresMigrationResult> {
+  const queryRunner = dataSource.createQueryRunner('master');
+  try {
+    await queryRunner.startTransaction();
+    try {
+      const applied = await withSchemaLock(queryRunner, names, async () => {
+        await ensureBookkeeping(queryRunner, names);
+        const versions = await appliedVersions(queryRunner, names);
+        const newest = Math.max(0, ...versions);
+        if (newest > POSTGRES_SCHEMA_VERSION) throw newerSchemaError(names, newest);
+        const done: string[] = [];
+        for (const step of STEPS) {
+          if (versions.includes(step.version)) continue;
+          await applyStep(queryRunner, names, step);
+          done.push(migrationName(step, names));
+        }
+        return done;
+      });
+      await queryRunner.commitTransaction();
+      return { version: POSTGRES_SCHEMA_VERSION, applied };
+    } catch (error) {
+      if (queryRunner.isTransactionActive) {
+        // The original error is what the caller needs; a failed rollback adds nothing to it.
+        await queryRunner.rollbackTransaction().catch(() => undefined);
+      }
+      throw error;
+    }
+  } finally {
+    await queryRunner.release();
+  }
+}
+
+/**
+ * Reads the schema version of the tables: `null` when they were never migrated. Throws
+ * `SCHEMA_MISMATCH` when the version is newer than this code.
+ */
+export async function readSchemaVersion(
+  query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>,
+  names: TableNames,
+): Promise<number | null> {
+  let rows: Array<Record<string, unknown>>;
+  try {
+    rows = await query(
+      `SELECT max(version) AS version FROM ${names.qualifiedMigrations} WHERE table_name = $1::text`,
+      [names.table],
+    );
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === '42P01' || code === '3F000') return null;
+    throw error;
+  }
+  const version = rows[0]?.version;
+  if (version === null || version === undefined) return null;
+  const number = Number(version);
+  if (number > POSTGRES_SCHEMA_VERSION) throw newerSchemaError(names, number);
+  return number;
+}
+
+/** A TypeORM migration class, as accepted by the DataSource `migrations` option. */
+export type PostgresMigrationClass = new () => MigrationInterface;
+
+/**
+ * The package's migrations as TypeORM migration classes, for apps that run migrations with
+ * TypeORM (`dataSource.runMigrations()`, the CLI, or `migrationsRun: true`) instead of
+ * `repository.migrate()`. Both paths record what they applied in the same `ctx_migrations` table
+ * and take the same advisory lock, so they can be mixed and re-run safely.
+ *
+ * @example
+ * ```ts
+ * const dataSource = new DataSource({
+ *   type: 'postgres',
+ *   url: process.env.DATABASE_URL,
+ *   migrations: [...myMigrations, ...createPostgresMigrations({ schema: 'app' })],
+ * });
+ * await dataSource.initialize();
+ * await dataSource.runMigrations();
+ * ```
+ */
+export function createPostgresMigrations(
+  options: PostgresTableOptions = {},
+): PostgresMigrationClass[] {
+  const names = resolveTableNames(options);
+  return STEPS.map((step) => {
+    const name = migrationName(step, names);
+    return class CtxPostgresMigration implements MigrationInterface {
+      readonly name = name;
+
+      async up(queryRunner: QueryRunner): Promise<void> {
+        await withSchemaLock(queryRunner, names, async () => {
+          await ensureBookkeeping(queryRunner, names);
+          const versions = await appliedVersions(queryRunner, names);
+          if (!versions.includes(step.version)) await applyStep(queryRunner, names, step);
+        });
+      }
+
+      async down(queryRunner: QueryRunner): Promise<void> {
+        await withSchemaLock(queryRunner, names, async () => {
+          await step.down(queryRunner, names);
+          await queryRunner.query(
+            `DELETE FROM ${names.qualifiedMigrations} WHERE table_name = $1::text AND version = $2::int`,
+            [names.table, step.version],
+          );
+        });
+      }
+    };
+  });
+}

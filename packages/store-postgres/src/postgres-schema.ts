@@ -1,0 +1,181 @@
+import { ValidationError } from '@ctx/core';
+import { EntitySchema } from 'typeorm';
+
+/** Default PostgreSQL schema of the ctx tables. */
+export const DEFAULT_SCHEMA = 'public';
+/** Default name of the snapshot table (the history table appends `_history`). */
+export const DEFAULT_TABLE_NAME = 'ctx_session_contexts';
+/** Name of the bookkeeping table that records applied ctx migrations, in the same schema. */
+export const MIGRATIONS_TABLE_NAME = 'ctx_migrations';
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+// Identifiers are cut at 63 bytes; the longest derived name (`<table>_history_session_idx`) adds 20.
+const MAX_TABLE_NAME_LENGTH = 40;
+
+/** Where the ctx tables live. Both names are plain lower-case SQL identifiers. */
+export interface PostgresTableOptions {
+  /**
+   * PostgreSQL schema that holds the tables (created by `migrate()` when missing).
+   * @default 'public'
+   */
+  schema?: string;
+  /**
+   * Name of the snapshot table, at most 40 characters. The history table is
+   * `<tableName>_history`; indexes are prefixed with it too.
+   * @default 'ctx_session_contexts'
+   */
+  tableName?: string;
+}
+
+/** Resolved, validated names and their quoted SQL forms. */
+export interface TableNames {
+  schema: string;
+  table: string;
+  history: string;
+  /** `"schema"."table"` */
+  qualifiedTable: string;
+  /** `"schema"."table_history"` */
+  qualifiedHistory: string;
+  /** `"schema"."ctx_migrations"` */
+  qualifiedMigrations: string;
+  /** `schema.table`, for messages. */
+  display: string;
+}
+
+/** Validates the schema and table names (INVALID_CONFIG) and builds their quoted forms. */
+export function resolveTableNames(options: PostgresTableOptions = {}): TableNames {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const table = options.tableName ?? DEFAULT_TABLE_NAME;
+  if (!IDENTIFIER.test(schema) || schema.length > 63) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid schema "${schema}": use a lower-case SQL identifier (a-z, 0-9, _; starting with a letter or _; at most 63 characters)`,
+      { issues: [{ path: 'schema', message: 'not a plain lower-case identifier' }] },
+    );
+  }
+  if (!IDENTIFIER.test(table) || table.length > MAX_TABLE_NAME_LENGTH) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid tableName "${table}": use a lower-case SQL identifier (a-z, 0-9, _; at most ${MAX_TABLE_NAME_LENGTH} characters)`,
+      { issues: [{ path: 'tableName', message: 'not a plain lower-case identifier' }] },
+    );
+  }
+  if (table === MIGRATIONS_TABLE_NAME) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid tableName "${table}": the name is reserved for the migrations bookkeeping table`,
+      { issues: [{ path: 'tableName', message: 'reserved' }] },
+    );
+  }
+  const history = `${table}_history`;
+  return {
+    schema,
+    table,
+    history,
+    qualifiedTable: `"${schema}"."${table}"`,
+    qualifiedHistory: `"${schema}"."${history}"`,
+    qualifiedMigrations: `"${schema}"."${MIGRATIONS_TABLE_NAME}"`,
+    display: `${schema}.${table}`,
+  };
+}
+
+/**
+ * One row of the snapshot table as TypeORM maps it through {@link createPostgresEntities}.
+ * Property names are camelCase; columns are snake_case (see the README's table layout).
+ */
+export interface SessionContextRow {
+  sessionId: string;
+  userId: string | null;
+  summary: string;
+  goal: string | null;
+  plan: string[] | null;
+  progress: string[] | null;
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+  /** When the row stops being visible; `null` for sessions written without a TTL. */
+  expiresAt: Date | null;
+}
+
+/** One row of the history table: a past (or the current) version of a session. */
+export interface SessionContextHistoryRow extends Omit<SessionContextRow, 'expiresAt'> {
+  /** Surrogate key, in insertion order. */
+  id: number;
+}
+
+/** The TypeORM entity schemas of the ctx tables; see {@link createPostgresEntities}. */
+export interface PostgresEntities {
+  /** Snapshot table (`<tableName>`). */
+  sessionContext: EntitySchema<SessionContextRow>;
+  /** History table (`<tableName>_history`). */
+  sessionContextHistory: EntitySchema<SessionContextHistoryRow>;
+}
+
+const bigintAsNumber = {
+  to: (value: unknown) => value,
+  from: (value: unknown) => (value === null || value === undefined ? value : Number(value)),
+};
+
+/**
+ * TypeORM `EntitySchema`s describing the ctx tables, for apps that want to query them with
+ * TypeORM repositories or query builders (read-only use is recommended: writes that bypass the
+ * repository skip the compare-and-set and the history). Add them to your DataSource's `entities`.
+ *
+ * Both schemas set `synchronize: false`, so `synchronize: true` in your DataSource never alters
+ * the ctx tables: the package's migrations own them.
+ *
+ * @example
+ * ```ts
+ * const entities = createPostgresEntities();
+ * const dataSource = new DataSource({ type: 'postgres', url, entities: [...myEntities, ...Object.values(entities)] });
+ * await dataSource.initialize();
+ * const rows = await dataSource.getRepository(entities.sessionContext).find({ where: { userId: 'u1' } });
+ * ```
+ */
+export function createPostgresEntities(options: PostgresTableOptions = {}): PostgresEntities {
+  const names = resolveTableNames(options);
+  const isDefault = names.schema === DEFAULT_SCHEMA && names.table === DEFAULT_TABLE_NAME;
+  const suffix = isDefault ? '' : `_${names.schema}_${names.table}`;
+  const snapshotColumns = {
+    userId: { name: 'user_id', type: 'text', nullable: true },
+    summary: { name: 'summary', type: 'text' },
+    goal: { name: 'goal', type: 'text', nullable: true },
+    plan: { name: 'plan', type: 'jsonb', nullable: true },
+    progress: { name: 'progress', type: 'jsonb', nullable: true },
+    createdAt: { name: 'created_at', type: 'timestamptz' },
+    updatedAt: { name: 'updated_at', type: 'timestamptz' },
+    version: { name: 'version', type: 'bigint', transformer: bigintAsNumber },
+  } as const;
+
+  const sessionContext = new EntitySchema<SessionContextRow>({
+    name: `CtxSessionContext${suffix}`,
+    schema: names.schema,
+    tableName: names.table,
+    synchronize: false,
+    columns: {
+      sessionId: { name: 'session_id', type: 'text', primary: true, collation: 'C' },
+      ...snapshotColumns,
+      expiresAt: { name: 'expires_at', type: 'timestamptz', nullable: true },
+    },
+  });
+
+  const sessionContextHistory = new EntitySchema<SessionContextHistoryRow>({
+    name: `CtxSessionContextHistory${suffix}`,
+    schema: names.schema,
+    tableName: names.history,
+    synchronize: false,
+    columns: {
+      id: {
+        name: 'id',
+        type: 'bigint',
+        primary: true,
+        generated: 'increment',
+        transformer: bigintAsNumber,
+      },
+      sessionId: { name: 'session_id', type: 'text', collation: 'C' },
+      ...snapshotColumns,
+    },
+  });
+
+  return { sessionContext, sessionContextHistory };
+}

@@ -1,0 +1,291 @@
+import { makeSnapshot } from '@ctx/conformance';
+import { ContextError } from '@ctx/core';
+import type { DataSource } from 'typeorm';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createPostgresMigrations,
+  createPostgresRepository,
+  POSTGRES_SCHEMA_VERSION,
+  type PostgresRepository,
+} from '../src/index.js';
+import {
+  createTestDataSource,
+  dropSchema,
+  POSTGRES_URL,
+  randomId,
+  randomSchema,
+  withRawClient,
+} from './helpers.js';
+
+const schemas: string[] = [];
+const dataSources: DataSource[] = [];
+const repositories: PostgresRepository[] = [];
+
+function freshSchema(): string {
+  const schema = randomSchema('migrate');
+  schemas.push(schema);
+  return schema;
+}
+
+async function openDataSource(options: Parameters<DataSource['setOptions']>[0] = {}) {
+  const dataSource = createTestDataSource();
+  dataSource.setOptions(options);
+  dataSources.push(dataSource);
+  await dataSource.initialize();
+  return dataSource;
+}
+
+function track(repository: PostgresRepository): PostgresRepository {
+  repositories.push(repository);
+  return repository;
+}
+
+async function errorOf(action: () => Promise<unknown>): Promise<ContextError> {
+  try {
+    await action();
+  } catch (error) {
+    if (ContextError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error('expected the call to throw');
+}
+
+async function rawRows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+  return withRawClient(async (client) => (await client.query(sql, params)).rows as T[]);
+}
+
+afterEach(async () => {
+  for (const repository of repositories.splice(0)) await repository.close();
+  for (const dataSource of dataSources.splice(0)) {
+    if (dataSource.isInitialized) await dataSource.destroy();
+  }
+  for (const schema of schemas.splice(0)) await dropSchema(schema);
+});
+
+describe('migrate()', () => {
+  it('five DataSources migrating one fresh schema at once: one applies it, the others find it done', async () => {
+    const schema = freshSchema();
+    const sources = await Promise.all(Array.from({ length: 5 }, () => openDataSource()));
+    const results = await Promise.all(
+      sources.map((dataSource) =>
+        track(createPostgresRepository({ dataSource, schema })).migrate(),
+      ),
+    );
+    expect(results.every((result) => result.version === POSTGRES_SCHEMA_VERSION)).toBe(true);
+    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+    const recorded = await rawRows<{ table_name: string; version: number; name: string }>(
+      `SELECT table_name, version, name FROM "${schema}".ctx_migrations`,
+    );
+    expect(recorded).toEqual([
+      {
+        table_name: 'ctx_session_contexts',
+        version: 1,
+        name: expect.stringMatching(/_\d{13}$/),
+      },
+    ]);
+    const repository = track(createPostgresRepository({ dataSource: sources[0]!, schema }));
+    const snapshot = makeSnapshot();
+    await repository.save(snapshot, { expectedVersion: null });
+    expect(await repository.migrate()).toEqual({ version: 1, applied: [] });
+    expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
+  });
+
+  it('until the tables exist, calls fail with SCHEMA_MISMATCH and create nothing', async () => {
+    const schema = freshSchema();
+    const repository = track(createPostgresRepository({ url: POSTGRES_URL, schema }));
+    for (const call of [
+      () => repository.get(randomId()),
+      () => repository.save(makeSnapshot(), { expectedVersion: null }),
+      () => repository.list(),
+    ]) {
+      const error = await errorOf(call);
+      expect(error.code).toBe('SCHEMA_MISMATCH');
+      expect(error.message).toContain('repository.migrate()');
+      expect(error.message).toContain('autoMigrate');
+    }
+    expect(await rawRows('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).toHaveLength(
+      0,
+    );
+    await repository.migrate();
+    expect(await repository.get(randomId())).toBeNull();
+  });
+
+  it('autoMigrate: five URL repositories starting together migrate exactly once', async () => {
+    const schema = freshSchema();
+    const started = Array.from({ length: 5 }, () =>
+      track(
+        createPostgresRepository({ url: POSTGRES_URL, schema, autoMigrate: true, poolSize: 2 }),
+      ),
+    );
+    const results = await Promise.all(started.map((repository) => repository.list()));
+    expect(results.every((page) => page.items.length === 0)).toBe(true);
+    expect(await rawRows(`SELECT version FROM "${schema}".ctx_migrations`)).toEqual([
+      { version: 1 },
+    ]);
+  });
+
+  it('a database migrated by a newer version is refused by migrate() and by every call', async () => {
+    const schema = freshSchema();
+    const dataSource = await openDataSource();
+    await track(createPostgresRepository({ dataSource, schema })).migrate();
+    await rawRows(
+      `INSERT INTO "${schema}".ctx_migrations (table_name, version, name) VALUES ('ctx_session_contexts', 2, 'FromTheFuture')`,
+    );
+    const plain = track(createPostgresRepository({ dataSource, schema }));
+    const automatic = track(createPostgresRepository({ dataSource, schema, autoMigrate: true }));
+    for (const call of [
+      () => plain.get(randomId()),
+      () => plain.migrate(),
+      () => automatic.list(),
+    ]) {
+      const error = await errorOf(call);
+      expect(error.code).toBe('SCHEMA_MISMATCH');
+      expect(error.message).toContain('newer');
+      expect(error.message).toContain('Upgrade @ctx/store-postgres');
+    }
+  });
+
+  it('two tables in one schema are versioned separately', async () => {
+    const schema = freshSchema();
+    const dataSource = await openDataSource();
+    const [first, second] = ['team_a_sessions', 'team_b_sessions'].map((tableName) =>
+      track(createPostgresRepository({ dataSource, schema, tableName })),
+    ) as [PostgresRepository, PostgresRepository];
+    await Promise.all([first.migrate(), second.migrate()]);
+    const snapshot = makeSnapshot();
+    await first.save(snapshot, { expectedVersion: null });
+    expect(await second.get(snapshot.sessionId)).toBeNull();
+    expect(
+      await rawRows(
+        `SELECT table_name, version FROM "${schema}".ctx_migrations ORDER BY table_name`,
+      ),
+    ).toEqual([
+      { table_name: 'team_a_sessions', version: 1 },
+      { table_name: 'team_b_sessions', version: 1 },
+    ]);
+  });
+});
+
+describe('table layout', () => {
+  it('matches the documented columns, indexes and constraints', async () => {
+    const schema = freshSchema();
+    const dataSource = await openDataSource();
+    await track(createPostgresRepository({ dataSource, schema })).migrate();
+    const columns = await rawRows<Record<string, string>>(
+      `SELECT table_name, column_name, data_type, is_nullable, coalesce(collation_name, '') AS collation
+       FROM information_schema.columns WHERE table_schema = $1 AND table_name LIKE 'ctx_session%'
+       ORDER BY table_name, ordinal_position`,
+      [schema],
+    );
+    const describeColumns = (table: string) =>
+      columns
+        .filter((column) => column.table_name === table)
+        .map(
+          (column) =>
+            `${column.column_name} ${column.data_type}${column.is_nullable === 'YES' ? ' null' : ''}${column.collation ? ` ${column.collation}` : ''}`,
+        );
+    expect(describeColumns('ctx_session_contexts')).toEqual([
+      'session_id text C',
+      'user_id text null',
+      'summary text',
+      'goal text null',
+      'plan jsonb null',
+      'progress jsonb null',
+      'created_at timestamp with time zone',
+      'updated_at timestamp with time zone',
+      'version bigint',
+      'expires_at timestamp with time zone null',
+    ]);
+    expect(describeColumns('ctx_session_contexts_history')).toEqual([
+      'id bigint',
+      'session_id text C',
+      'user_id text null',
+      'summary text',
+      'goal text null',
+      'plan jsonb null',
+      'progress jsonb null',
+      'created_at timestamp with time zone',
+      'updated_at timestamp with time zone',
+      'version bigint',
+    ]);
+    const indexes = await rawRows<{ indexname: string; indexdef: string }>(
+      'SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname',
+      [schema],
+    );
+    const definition = (name: string) =>
+      indexes.find((index) => index.indexname === name)?.indexdef ?? 'missing';
+    expect(definition('ctx_session_contexts_user_list_idx')).toContain(
+      '(user_id, updated_at DESC, session_id DESC)',
+    );
+    expect(definition('ctx_session_contexts_list_idx')).toContain(
+      '(updated_at DESC, session_id DESC)',
+    );
+    expect(definition('ctx_session_contexts_expires_idx')).toContain(
+      '(expires_at) WHERE (expires_at IS NOT NULL)',
+    );
+    expect(definition('ctx_session_contexts_history_session_idx')).toContain(
+      '(session_id, version DESC)',
+    );
+    const [foreignKey] = await rawRows<{ deletes: string }>(
+      `SELECT confdeltype AS deletes FROM pg_constraint WHERE conname = 'ctx_session_contexts_history_session_fkey'
+       AND connamespace = $1::regnamespace`,
+      [schema],
+    );
+    expect(foreignKey?.deletes).toBe('c');
+  });
+});
+
+describe('TypeORM-run migrations', () => {
+  async function typeormDataSource(schema: string) {
+    // TypeORM keeps its own record in the schema; the app creates the schema, as apps usually do.
+    await rawRows(`CREATE SCHEMA "${schema}"`);
+    return openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: createPostgresMigrations({ schema }),
+    });
+  }
+
+  it('runMigrations() creates the tables; the repository then needs no migrate()', async () => {
+    const schema = freshSchema();
+    const dataSource = await typeormDataSource(schema);
+    const executed = await dataSource.runMigrations();
+    expect(executed.map((migration) => migration.name)).toEqual([
+      `CtxCreateSessionContexts_${schema}_ctx_session_contexts_1764028800000`,
+    ]);
+    expect(await dataSource.runMigrations()).toEqual([]);
+    const repository = track(createPostgresRepository({ dataSource, schema }));
+    const snapshot = makeSnapshot();
+    await repository.save(snapshot, { expectedVersion: null });
+    expect(await repository.migrate()).toEqual({ version: 1, applied: [] });
+    expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
+  });
+
+  it('after repository.migrate(), TypeORM records the migration without applying it twice', async () => {
+    const schema = freshSchema();
+    const dataSource = await typeormDataSource(schema);
+    const repository = track(createPostgresRepository({ dataSource, schema }));
+    await repository.migrate();
+    const snapshot = makeSnapshot();
+    await repository.save(snapshot, { expectedVersion: null });
+    expect(await dataSource.runMigrations()).toHaveLength(1);
+    expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
+    expect(await rawRows(`SELECT version FROM "${schema}".ctx_migrations`)).toEqual([
+      { version: 1 },
+    ]);
+  });
+
+  it('undoLastMigration() drops the tables; calls then report SCHEMA_MISMATCH until migrated again', async () => {
+    const schema = freshSchema();
+    const dataSource = await typeormDataSource(schema);
+    await dataSource.runMigrations();
+    await dataSource.undoLastMigration();
+    expect(
+      await rawRows('SELECT to_regclass($1) AS table', [`"${schema}".ctx_session_contexts`]),
+    ).toEqual([{ table: null }]);
+    const repository = track(createPostgresRepository({ dataSource, schema }));
+    expect((await errorOf(() => repository.get(randomId()))).code).toBe('SCHEMA_MISMATCH');
+    expect((await repository.migrate()).applied).toHaveLength(1);
+    expect(await repository.get(randomId())).toBeNull();
+  });
+});
