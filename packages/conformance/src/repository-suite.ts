@@ -58,7 +58,7 @@ function ids(items: SessionContext[]): string[] {
  *
  * describeContextRepository({
  *   name: 'sqlite (file)',
- *   createRepository: (options) => createSqliteRepository({ path: file, ...options }),
+ *   createRepository: (options) => createSqliteRepository({ filename: file, ...options }),
  * });
  * ```
  */

@@ -1,0 +1,228 @@
+import { StorageError, ValidationError } from '@ctx/core';
+import type { Database, Statement } from 'better-sqlite3';
+import { isSqliteError, toStorageError } from './sqlite-errors.js';
+
+/** The schema version this code writes and reads. A database at a higher version is refused. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+/** The table that records, per session table, which schema version it is at. */
+export const SQLITE_META_TABLE = 'ctx_meta';
+
+/** The session table's name unless `tableName` says otherwise. */
+export const DEFAULT_SQLITE_TABLE_NAME = 'ctx_sessions';
+
+const TABLE_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,47}$/;
+
+/** Every schema object a session table owns, derived from its name. */
+export interface SqliteObjectNames {
+  sessions: string;
+  history: string;
+  listIndex: string;
+  userIndex: string;
+  expiresIndex: string;
+}
+
+/** The names of the table, its history table and its indexes. */
+export function objectNamesFor(tableName: string): SqliteObjectNames {
+  return {
+    sessions: tableName,
+    history: `${tableName}_history`,
+    listIndex: `${tableName}_list_idx`,
+    userIndex: `${tableName}_user_idx`,
+    expiresIndex: `${tableName}_expires_idx`,
+  };
+}
+
+/** Throws `INVALID_CONFIG` unless `tableName` is a plain lower-case SQL identifier we may use. */
+export function assertValidTableName(tableName: unknown): asserts tableName is string {
+  if (
+    typeof tableName !== 'string' ||
+    !TABLE_NAME_PATTERN.test(tableName) ||
+    tableName.startsWith('sqlite_') ||
+    tableName === SQLITE_META_TABLE
+  ) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid tableName ${JSON.stringify(tableName)}: use 1–48 lower-case letters, digits or underscores, starting with a letter or underscore (not "sqlite_…", not "${SQLITE_META_TABLE}")`,
+      { issues: [{ path: 'tableName', message: 'not a valid table name' }] },
+    );
+  }
+}
+
+/** Double-quotes an identifier already checked by {@link assertValidTableName}. */
+export function quote(identifier: string): string {
+  return `"${identifier}"`;
+}
+
+interface Migration {
+  version: number;
+  statements(names: SqliteObjectNames): string[];
+}
+
+// Append-only: a released migration is never edited, a change is a new version.
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    statements: (names) => [
+      `CREATE TABLE IF NOT EXISTS ${quote(names.sessions)} (
+  session_id TEXT PRIMARY KEY NOT NULL,
+  user_id TEXT,
+  summary TEXT NOT NULL,
+  goal TEXT,
+  plan TEXT,
+  progress TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  expires_at INTEGER
+)`,
+      `CREATE INDEX IF NOT EXISTS ${quote(names.listIndex)} ON ${quote(names.sessions)} (updated_at, session_id)`,
+      `CREATE INDEX IF NOT EXISTS ${quote(names.userIndex)} ON ${quote(names.sessions)} (user_id, updated_at, session_id)`,
+      `CREATE INDEX IF NOT EXISTS ${quote(names.expiresIndex)} ON ${quote(names.sessions)} (expires_at) WHERE expires_at IS NOT NULL`,
+      `CREATE TABLE IF NOT EXISTS ${quote(names.history)} (
+  session_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  user_id TEXT,
+  summary TEXT NOT NULL,
+  goal TEXT,
+  plan TEXT,
+  progress TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, version)
+)`,
+    ],
+  },
+];
+
+/** The schema version a session table is at: 0 when it does not exist yet. */
+export interface SchemaState {
+  version: number;
+}
+
+function prepareNumeric(database: Database, sql: string): Statement {
+  return database.prepare(sql).safeIntegers(false);
+}
+
+function mismatch(message: string, cause?: unknown): StorageError {
+  return new StorageError('SCHEMA_MISMATCH', message, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Reads (never writes) the schema of `database` and decides whether the session table can be
+ * used, created or upgraded. Throws `SCHEMA_MISMATCH` when the file is not SQLite, when our names
+ * are taken by objects ctx did not create, or when the schema is newer than this code.
+ */
+export function inspectSchema(
+  database: Database,
+  names: SqliteObjectNames,
+  location: string,
+): SchemaState {
+  let objects: { type: string; name: string }[];
+  try {
+    objects = prepareNumeric(database, 'SELECT type, name FROM sqlite_master').all() as {
+      type: string;
+      name: string;
+    }[];
+  } catch (error) {
+    if (isSqliteError(error) && error.code === 'SQLITE_NOTADB') {
+      throw mismatch(
+        `${location} is not a SQLite database (or it is encrypted or damaged). Nothing was written to it: point the repository at a ctx database or at a new file`,
+        error,
+      );
+    }
+    throw toStorageError(error, `read the schema of ${location}`);
+  }
+  const types = new Map(objects.map((object) => [object.name.toLowerCase(), object.type]));
+
+  let version = 0;
+  try {
+    if (types.has(SQLITE_META_TABLE)) {
+      const columns =
+        types.get(SQLITE_META_TABLE) === 'table'
+          ? (
+              prepareNumeric(database, `PRAGMA table_info(${quote(SQLITE_META_TABLE)})`).all() as {
+                name: string;
+              }[]
+            ).map((column) => column.name)
+          : [];
+      if (!columns.includes('table_name') || !columns.includes('schema_version')) {
+        throw mismatch(
+          `${location} has a "${SQLITE_META_TABLE}" object that ctx did not create. Nothing was changed: use another database file`,
+        );
+      }
+      const row = prepareNumeric(
+        database,
+        `SELECT schema_version FROM ${quote(SQLITE_META_TABLE)} WHERE table_name = ?`,
+      ).get(names.sessions) as { schema_version: unknown } | undefined;
+      if (row) {
+        if (!Number.isSafeInteger(row.schema_version) || (row.schema_version as number) < 1) {
+          throw mismatch(
+            `${location}: "${SQLITE_META_TABLE}" holds an invalid schema version ${String(row.schema_version)} for table "${names.sessions}"`,
+          );
+        }
+        version = row.schema_version as number;
+      }
+    }
+  } catch (error) {
+    throw toStorageError(error, `read the schema of ${location}`);
+  }
+
+  if (version > SQLITE_SCHEMA_VERSION) {
+    throw mismatch(
+      `${location}: table "${names.sessions}" is at schema version ${version}, but this @ctx/store-sqlite only knows versions up to ${SQLITE_SCHEMA_VERSION}. Nothing was changed: upgrade @ctx/store-sqlite`,
+    );
+  }
+  if (version === 0) {
+    const taken = Object.values(names).filter((name) => types.has(name));
+    if (taken.length > 0) {
+      throw mismatch(
+        `${location} already has ${taken.map((name) => `"${name}"`).join(', ')}, not created by ctx (no "${SQLITE_META_TABLE}" entry for "${names.sessions}"). Nothing was changed: choose another tableName`,
+      );
+    }
+  } else {
+    const missing = [names.sessions, names.history].filter((name) => types.get(name) !== 'table');
+    if (missing.length > 0) {
+      throw mismatch(
+        `${location}: "${SQLITE_META_TABLE}" says table "${names.sessions}" is at schema version ${version}, but ${missing.map((name) => `"${name}"`).join(', ')} is missing. The database was altered outside ctx: restore it or remove the "${SQLITE_META_TABLE}" row`,
+      );
+    }
+  }
+  return { version };
+}
+
+/**
+ * Brings the session table to {@link SQLITE_SCHEMA_VERSION} inside one `BEGIN IMMEDIATE`
+ * transaction. The schema is inspected again under the write lock, so two processes opening a
+ * new file at once apply each migration exactly once.
+ */
+export function migrateSchema(
+  database: Database,
+  names: SqliteObjectNames,
+  location: string,
+): void {
+  const run = database.transaction(() => {
+    const { version } = inspectSchema(database, names, location);
+    if (version === SQLITE_SCHEMA_VERSION) return;
+    database.exec(`CREATE TABLE IF NOT EXISTS ${quote(SQLITE_META_TABLE)} (
+  table_name TEXT PRIMARY KEY NOT NULL,
+  schema_version INTEGER NOT NULL,
+  migrated_at INTEGER NOT NULL
+)`);
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= version) continue;
+      for (const statement of migration.statements(names)) database.exec(statement);
+    }
+    database
+      .prepare(
+        `INSERT INTO ${quote(SQLITE_META_TABLE)} (table_name, schema_version, migrated_at) VALUES (?, ?, ?)
+ON CONFLICT (table_name) DO UPDATE SET schema_version = excluded.schema_version, migrated_at = excluded.migrated_at`,
+      )
+      .run(names.sessions, SQLITE_SCHEMA_VERSION, Date.now());
+  });
+  try {
+    run.immediate();
+  } catch (error) {
+    throw toStorageError(error, `migrate the schema of ${location}`);
+  }
+}

@@ -1,0 +1,38 @@
+import type { RawSnapshot } from '@ctx/conformance';
+import type Database from 'better-sqlite3';
+
+interface RawRow {
+  session_id: string;
+  user_id: string | null;
+  summary: string;
+  goal: string | null;
+  plan: string | null;
+  progress: string | null;
+  created_at: number;
+  updated_at: number;
+  version: number;
+}
+
+/** Reads a session row straight through better-sqlite3, decoding only the JSON columns. */
+export function createRawReader(database: Database.Database, tableName = 'ctx_sessions') {
+  return async (sessionId: string): Promise<RawSnapshot | null> => {
+    const row = database
+      .prepare(
+        `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version
+         FROM "${tableName}" WHERE session_id = ?`,
+      )
+      .get(sessionId) as RawRow | undefined;
+    if (!row) return null;
+    return {
+      sessionId: row.session_id,
+      userId: row.user_id,
+      summary: row.summary,
+      goal: row.goal,
+      plan: row.plan === null ? null : (JSON.parse(row.plan) as string[]),
+      progress: row.progress === null ? null : (JSON.parse(row.progress) as string[]),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      version: row.version,
+    };
+  };
+}

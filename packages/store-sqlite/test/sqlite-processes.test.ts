@@ -1,0 +1,186 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSqliteRepository } from '../src/index.js';
+import { randomId, removeTempFolders, tempDatabasePath } from './helpers.js';
+
+// The children are plain Node processes: they cannot load TypeScript, so they import the package
+// as a user would, by name, from its compiled dist. Building here (the same command as the
+// package's `build` script) guarantees dist matches the sources under test.
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+const writerScript = fileURLToPath(new URL('./fixtures/sqlite-writer.mjs', import.meta.url));
+
+beforeAll(() => {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: packageRoot,
+    stdio: 'pipe',
+  });
+}, 120_000);
+
+afterAll(removeTempFolders);
+
+interface WriterReport {
+  tag: string;
+  writes: number;
+  conflicts: number;
+  unavailable: number;
+  openErrors: unknown[];
+  foreignErrors: unknown[];
+}
+
+interface Writer {
+  ready: Promise<void>;
+  /** Resolves when the child first met STORAGE_UNAVAILABLE. */
+  busy(): Promise<void>;
+  go(): void;
+  done: Promise<{ exitCode: number | null; report: WriterReport | undefined; stderr: string }>;
+}
+
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function spawnWriter(
+  filename: string,
+  sessionId: string,
+  tag: string,
+  writes: number,
+  busyTimeoutMs?: number,
+): Writer {
+  const args = [writerScript, filename, sessionId, tag, String(writes)];
+  if (busyTimeoutMs !== undefined) args.push(String(busyTimeoutMs));
+  const child = spawn(process.execPath, args, {
+    cwd: packageRoot,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  const waiters: { line: string; resolve: () => void }[] = [];
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    for (const waiter of waiters) if (stdout.split('\n').includes(waiter.line)) waiter.resolve();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<{
+    exitCode: number | null;
+    report: WriterReport | undefined;
+    stderr: string;
+  }>((resolve) => {
+    child.on('close', (exitCode) => {
+      const last = stdout.trim().split('\n').pop() ?? '';
+      let report: WriterReport | undefined;
+      try {
+        report = JSON.parse(last) as WriterReport;
+      } catch {
+        report = undefined;
+      }
+      resolve({ exitCode, report, stderr });
+    });
+  });
+  const waitFor = (line: string) =>
+    Promise.race([
+      new Promise<void>((resolve) => waiters.push({ line, resolve })),
+      done.then(({ exitCode }) => {
+        throw new Error(`writer ${tag} exited (${exitCode}) before printing "${line}": ${stderr}`);
+      }),
+    ]);
+  return {
+    ready: waitFor('ready'),
+    busy: () => waitFor('busy'),
+    go: () => child.stdin.end('go\n'),
+    done,
+  };
+}
+
+async function expectEveryMark(
+  filename: string,
+  sessionId: string,
+  marks: string[],
+): Promise<void> {
+  const repository = createSqliteRepository({ filename });
+  const stored = await repository.get(sessionId);
+  await repository.close();
+  expect(stored?.version).toBe(marks.length);
+  const lines = stored?.summary.split('\n') ?? [];
+  expect(lines).toHaveLength(marks.length);
+  expect([...lines].sort()).toEqual([...marks].sort());
+}
+
+describe('two OS processes writing one session', () => {
+  it('open a new file at once (one migration) and lose no update', async () => {
+    const filename = tempDatabasePath();
+    const sessionId = randomId('shared');
+    const writesEach = 150;
+    const writers = ['a', 'b'].map((tag) => spawnWriter(filename, sessionId, tag, writesEach));
+    await Promise.all(writers.map((writer) => writer.ready));
+    for (const writer of writers) writer.go();
+    const results = await Promise.all(writers.map((writer) => writer.done));
+
+    if (process.env.CTX_DEBUG) console.log(results.map((result) => result.report));
+    for (const { exitCode, report, stderr } of results) {
+      expect(stderr).toBe('');
+      expect(exitCode).toBe(0);
+      expect(report?.openErrors).toEqual([]);
+      expect(report?.foreignErrors).toEqual([]);
+      // BEGIN IMMEDIATE plus the default busy timeout absorbs the contention entirely.
+      expect(report?.unavailable).toBe(0);
+      expect(report?.writes).toBe(writesEach);
+    }
+    // The writers really raced: some read-modify-write cycles lost and were retried.
+    expect(results.reduce((sum, { report }) => sum + (report?.conflicts ?? 0), 0)).toBeGreaterThan(
+      0,
+    );
+    const marks = ['a', 'b'].flatMap((tag) =>
+      Array.from({ length: writesEach }, (_, index) => `${tag}:${index}`),
+    );
+    await expectEveryMark(filename, sessionId, marks);
+
+    const raw = new Database(filename, { readonly: true });
+    expect(raw.prepare('SELECT table_name, schema_version FROM ctx_meta').all()).toEqual([
+      { table_name: 'ctx_sessions', schema_version: 1 },
+    ]);
+    raw.close();
+  });
+
+  it('see SQLITE_BUSY only as STORAGE_UNAVAILABLE, retry, and still lose no update', async () => {
+    const filename = tempDatabasePath();
+    await createSqliteRepository({ filename }).close();
+    const sessionId = randomId('contended');
+    const writesEach = 100;
+    // busyTimeoutMs 0: every lock collision surfaces at once instead of being waited out.
+    const writers = ['x', 'y'].map((tag) => spawnWriter(filename, sessionId, tag, writesEach, 0));
+    await Promise.all(writers.map((writer) => writer.ready));
+
+    const holder = new Database(filename);
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      for (const writer of writers) writer.go();
+      // Both children hit the held lock before it is released.
+      await Promise.all(writers.map((writer) => writer.busy()));
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    const results = await Promise.all(writers.map((writer) => writer.done));
+
+    if (process.env.CTX_DEBUG) console.log(results.map((result) => result.report));
+    for (const { exitCode, report, stderr } of results) {
+      expect(stderr).toBe('');
+      expect(exitCode).toBe(0);
+      expect(report?.foreignErrors).toEqual([]);
+      expect(report?.unavailable).toBeGreaterThan(0);
+      expect(report?.writes).toBe(writesEach);
+    }
+    const marks = ['x', 'y'].flatMap((tag) =>
+      Array.from({ length: writesEach }, (_, index) => `${tag}:${index}`),
+    );
+    await expectEveryMark(filename, sessionId, marks);
+  });
+});
