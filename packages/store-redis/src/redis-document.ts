@@ -1,0 +1,100 @@
+import { type SessionContext, StorageError } from '@ctx/core';
+
+/**
+ * The JSON document stored at `{prefix}:s:<sessionId>` (and in the history list): the snapshot's
+ * fields under their TypeScript names, timestamps as epoch milliseconds.
+ */
+export interface RedisSessionDocument {
+  /** The session id (also the end of the key). */
+  sessionId: string;
+  /** The owner, or null for an anonymous session. */
+  userId: string | null;
+  /** The summary text. */
+  summary: string;
+  /** The goal (planning mode), or null. */
+  goal: string | null;
+  /** The plan steps (planning mode), or null. */
+  plan: string[] | null;
+  /** The completed steps (planning mode), or null. */
+  progress: string[] | null;
+  /** Creation time, epoch milliseconds. */
+  createdAt: number;
+  /** Time of the last update, epoch milliseconds (the list order). */
+  updatedAt: number;
+  /** The compare-and-set version, 1 on the first write. */
+  version: number;
+}
+
+/** Serialises a validated snapshot to the stored JSON document. */
+export function encodeDocument(snapshot: SessionContext): string {
+  const document: RedisSessionDocument = {
+    sessionId: snapshot.sessionId,
+    userId: snapshot.userId,
+    summary: snapshot.summary,
+    goal: snapshot.goal,
+    plan: snapshot.plan,
+    progress: snapshot.progress,
+    createdAt: snapshot.createdAt.getTime(),
+    updatedAt: snapshot.updatedAt.getTime(),
+    version: snapshot.version,
+  };
+  return JSON.stringify(document);
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isNullableString = (value: unknown) => value === null || isString(value);
+const isSteps = (value: unknown) =>
+  value === null || (Array.isArray(value) && value.every(isString));
+const isMillis = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && Math.abs(value as number) <= 8_640_000_000_000_000;
+
+function isDocument(value: unknown): value is RedisSessionDocument {
+  if (typeof value !== 'object' || value === null) return false;
+  const document = value as Record<string, unknown>;
+  return (
+    isString(document.sessionId) &&
+    isNullableString(document.userId) &&
+    isString(document.summary) &&
+    isNullableString(document.goal) &&
+    isSteps(document.plan) &&
+    isSteps(document.progress) &&
+    isMillis(document.createdAt) &&
+    isMillis(document.updatedAt) &&
+    Number.isSafeInteger(document.version) &&
+    (document.version as number) >= 1
+  );
+}
+
+/**
+ * Parses a stored document back into a snapshot. Anything that is not a ctx document (another
+ * application writing under the same prefix, a hand-edited key) is `SCHEMA_MISMATCH`.
+ */
+export function decodeDocument(json: string, key: string): SessionContext {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw mismatch(key, error);
+  }
+  if (!isDocument(value)) throw mismatch(key);
+  return {
+    sessionId: value.sessionId,
+    userId: value.userId,
+    summary: value.summary,
+    goal: value.goal,
+    plan: value.plan,
+    progress: value.progress,
+    createdAt: new Date(value.createdAt),
+    updatedAt: new Date(value.updatedAt),
+    version: value.version,
+  };
+}
+
+/** The error for a key that holds something other than a ctx session document. */
+export function mismatch(key: string, cause?: unknown): StorageError {
+  return new StorageError(
+    'SCHEMA_MISMATCH',
+    `Redis key "${key}" does not hold a ctx session document: another application (or a hand edit) wrote under this key prefix. Give ctx a keyPrefix of its own, or delete the key`,
+    { cause },
+  );
+}

@@ -1,0 +1,105 @@
+import { type ListCursor, ValidationError } from '@ctx/core';
+
+/** Key prefix used when none is given. */
+export const DEFAULT_REDIS_KEY_PREFIX = 'ctx';
+
+const MAX_KEY_PREFIX_LENGTH = 64;
+
+/**
+ * The Redis key names one repository uses. Every key starts with `{<keyPrefix>}:`, so all keys of
+ * one prefix hash to the same Redis Cluster slot and every script touches a single slot.
+ *
+ * | key | type | holds |
+ * |---|---|---|
+ * | `{ctx}:s:<sessionId>` | string | the snapshot as JSON (expires with the TTL) |
+ * | `{ctx}:h:<sessionId>` | list | the last N snapshots as JSON, newest first (same TTL) |
+ * | `{ctx}:u:<userId>` | sorted set | list index of one user's sessions |
+ * | `{ctx}:all` | sorted set | list index of every session |
+ * | `{ctx}:meta` | hash | sessionId → `[version, indexMember, userId]` (index bookkeeping) |
+ * | `{ctx}:exp` | sorted set | sessionId scored by expiry time in ms (only with a TTL) |
+ *
+ * @example
+ * ```ts
+ * const keys = createRedisKeyLayout('ctx');
+ * keys.session('abc'); // '{ctx}:s:abc' — inspect with `redis-cli GET '{ctx}:s:abc'`
+ * ```
+ */
+export interface RedisKeyLayout {
+  /** The key prefix, without braces. */
+  readonly keyPrefix: string;
+  /** What every key starts with: `{<keyPrefix>}:`. */
+  readonly base: string;
+  /** The JSON snapshot of a session. */
+  session(sessionId: string): string;
+  /** The history list of a session. */
+  history(sessionId: string): string;
+  /** The list index of one user's sessions. */
+  user(userId: string): string;
+  /** The list index of all sessions. */
+  readonly all: string;
+  /** The bookkeeping hash (sessionId → version, index member, owner). */
+  readonly meta: string;
+  /** The expiry schedule used by `purgeExpired`. */
+  readonly expiry: string;
+}
+
+/**
+ * Validates a key prefix: 1–64 characters, no braces (they would break the hash tag), no
+ * whitespace or control characters, and none of the glob characters `*?[]\` (so that
+ * `SCAN MATCH '{prefix}:*'` finds exactly this prefix's keys).
+ */
+export function assertValidKeyPrefix(keyPrefix: unknown): asserts keyPrefix is string {
+  if (
+    typeof keyPrefix !== 'string' ||
+    keyPrefix.length < 1 ||
+    keyPrefix.length > MAX_KEY_PREFIX_LENGTH ||
+    /[{}*?[\]\\\s\u0000-\u001f\u007f]/.test(keyPrefix)
+  ) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid Redis repository option keyPrefix ${JSON.stringify(keyPrefix)}: expected 1–${MAX_KEY_PREFIX_LENGTH} characters without braces, whitespace, control characters or any of *?[]\\`,
+      { issues: [{ path: 'keyPrefix', message: 'not a valid key prefix' }] },
+    );
+  }
+}
+
+/** The key names of one prefix; see {@link RedisKeyLayout}. */
+export function createRedisKeyLayout(keyPrefix: string = DEFAULT_REDIS_KEY_PREFIX): RedisKeyLayout {
+  assertValidKeyPrefix(keyPrefix);
+  const base = `{${keyPrefix}}:`;
+  return {
+    keyPrefix,
+    base,
+    session: (sessionId) => `${base}s:${sessionId}`,
+    history: (sessionId) => `${base}h:${sessionId}`,
+    user: (userId) => `${base}u:${userId}`,
+    all: `${base}all`,
+    meta: `${base}meta`,
+    expiry: `${base}exp`,
+  };
+}
+
+// Date values span ±8.64e15 ms. Non-negative times are written as "1" + 16 digits, negative ones
+// as "0" + 16 digits of (time + 8.64e15): fixed width, so byte order is time order, and every
+// intermediate value stays an exact integer.
+const DATE_RANGE_MS = 8_640_000_000_000_000;
+const SORT_KEY_LENGTH = 17;
+
+function sortKey(updatedAtMs: number): string {
+  return updatedAtMs >= 0
+    ? `1${String(updatedAtMs).padStart(SORT_KEY_LENGTH - 1, '0')}`
+    : `0${String(updatedAtMs + DATE_RANGE_MS).padStart(SORT_KEY_LENGTH - 1, '0')}`;
+}
+
+/**
+ * The member of a session in the list indexes: `<17-character time key>:<sessionId>`. All members
+ * have score 0, so the sorted set orders them by bytes: by `updatedAt`, then by session id.
+ */
+export function encodeIndexMember(updatedAtMs: number, sessionId: string): string {
+  return `${sortKey(updatedAtMs)}:${sessionId}`;
+}
+
+/** The exclusive upper bound for `ZREVRANGEBYLEX` that starts a page after `cursor`. */
+export function indexUpperBound(cursor: ListCursor | null): string {
+  return cursor ? `(${encodeIndexMember(cursor.updatedAt, cursor.sessionId)}` : '+';
+}

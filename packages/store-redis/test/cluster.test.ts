@@ -1,0 +1,222 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describeContextRepository, type RawSnapshot } from '@ctx/conformance';
+import { Cluster, type Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisKeyLayout, createRedisRepository } from '../src/index.js';
+import { makeSnapshot, nextVersion, randomId, randomPrefix, sleep } from './helpers.js';
+
+// A real three-node Redis Cluster on loopback ports of this machine, started for this file and
+// stopped at its end: it proves that every script runs on a cluster (one slot per key prefix).
+
+const run = promisify(execFile);
+const NODE_COUNT = 3;
+
+interface LocalCluster {
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** Ports whose cluster bus port (port + 10000) is free too. */
+async function freePorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    if (ports.includes(port)) continue;
+    if ((await isFree(port)) && (await isFree(port + 10_000))) ports.push(port);
+  }
+  return ports;
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function startCluster(): Promise<LocalCluster> {
+  const folder = mkdtempSync(join(tmpdir(), 'ctx-redis-cluster-'));
+  const ports = await freePorts(NODE_COUNT);
+  const children: ChildProcess[] = ports.map((port) => {
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(folder, `nodes-${port}.conf`),
+        '--dir',
+        folder,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
+    child.on('error', () => undefined);
+    return child;
+  });
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    rmSync(folder, { recursive: true, force: true });
+  };
+  try {
+    for (const port of ports) {
+      await waitFor(
+        async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.includes('PONG'),
+        `redis-server on port ${port}`,
+      );
+    }
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    for (const port of ports) {
+      await waitFor(
+        async () =>
+          (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes(
+            'cluster_state:ok',
+          ),
+        `cluster state ok on port ${port}`,
+      );
+    }
+    return { ports, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function connect(ports: number[]): Cluster {
+  const cluster = new Cluster(
+    ports.map((port) => ({ host: '127.0.0.1', port })),
+    { enableOfflineQueue: true, redisOptions: { maxRetriesPerRequest: 1 } },
+  );
+  cluster.on('error', () => undefined);
+  return cluster;
+}
+
+let started: Promise<{ cluster: LocalCluster; first: Cluster; second: Cluster }> | undefined;
+
+/** Starts the cluster once, on first use, with two independent clients. */
+function local() {
+  started ??= startCluster().then((cluster) => ({
+    cluster,
+    first: connect(cluster.ports),
+    second: connect(cluster.ports),
+  }));
+  return started;
+}
+
+async function stopLocal() {
+  if (!started) return;
+  const { cluster, first, second } = await started;
+  first.disconnect();
+  second.disconnect();
+  await cluster.stop();
+}
+
+const keyPrefix = randomPrefix('cluster');
+const keys = createRedisKeyLayout(keyPrefix);
+
+describeContextRepository({
+  name: 'redis cluster (3 nodes)',
+  capabilities: { ttl: true, history: true },
+  createRepository: async (options) =>
+    createRedisRepository({ client: (await local()).first, keyPrefix, ...options }),
+  createSecondConnection: async (options) =>
+    createRedisRepository({ client: (await local()).second, keyPrefix, ...options }),
+  async readRaw(sessionId): Promise<RawSnapshot | null> {
+    const json = await (await local()).first.get(keys.session(sessionId));
+    return json === null ? null : (JSON.parse(json) as RawSnapshot);
+  },
+});
+
+afterAll(stopLocal);
+
+describe('redis cluster layout', () => {
+  let first: Cluster;
+  beforeAll(async () => {
+    ({ first } = await local());
+  });
+
+  it('keeps every key of a prefix on the one node that owns its slot', async () => {
+    const prefix = randomPrefix('slot');
+    const repository = createRedisRepository({
+      client: first,
+      keyPrefix: prefix,
+      ttlMs: 60_000,
+      historyLimit: 2,
+    });
+    const [alice, bob] = [randomId('alice'), randomId('bob')];
+    const snapshot = await repository.save(makeSnapshot({ userId: alice }), {
+      expectedVersion: null,
+    });
+    await repository.save({ ...nextVersion(snapshot), userId: bob }, { expectedVersion: 1 });
+    await repository.save(makeSnapshot({ userId: alice }), { expectedVersion: null });
+
+    const nodes = first.nodes('master');
+    const counts = await Promise.all(
+      nodes.map(async (node: Redis) => {
+        const [, found] = await node.scan('0', 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+        return found.length;
+      }),
+    );
+    // Two sessions (document + history each), two user indexes, all, meta, expiry.
+    expect(counts.filter((count) => count > 0)).toEqual([9]);
+    const slot = await first.call('CLUSTER', 'KEYSLOT', `{${prefix}}`);
+    for (const key of [
+      repository.keys.session(snapshot.sessionId),
+      repository.keys.user(bob),
+      repository.keys.all,
+      repository.keys.meta,
+      repository.keys.expiry,
+    ]) {
+      expect(await first.call('CLUSTER', 'KEYSLOT', key)).toBe(slot);
+    }
+    expect((await repository.list({ userId: bob })).items.map((item) => item.version)).toEqual([2]);
+    expect(await repository.list({ userId: alice })).toMatchObject({ nextCursor: null });
+    await repository.close();
+  });
+
+  it('spreads different prefixes over the cluster', async () => {
+    const slots = new Set<number>();
+    for (let index = 0; index < 20; index += 1) {
+      slots.add((await first.call('CLUSTER', 'KEYSLOT', `{${randomPrefix('spread')}}`)) as number);
+    }
+    expect(slots.size).toBeGreaterThan(1);
+  });
+});

@@ -1,0 +1,36 @@
+import { describeContextRepository, type RawSnapshot } from '@ctx/conformance';
+import { Redis } from 'ioredis';
+import { beforeAll, expect } from 'vitest';
+import { createRedisKeyLayout, createRedisRepository } from '../src/index.js';
+import { createRawClient, deletePrefix, REDIS_URL, randomPrefix } from './helpers.js';
+
+// One prefix per run, so runs sharing the server never see each other's sessions.
+const keyPrefix = randomPrefix('conformance');
+const keys = createRedisKeyLayout(keyPrefix);
+const raw = createRawClient();
+// The second connection is an independent client, injected, so the race tests go through two
+// sockets; it is closed in teardown, never by the repositories built on it.
+const second = new Redis(REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: 1 });
+second.on('error', () => undefined);
+
+beforeAll(async () => {
+  // An unreachable server fails the run at once (never skips it).
+  expect(await raw.ping()).toBe('PONG');
+});
+
+describeContextRepository({
+  name: 'redis',
+  capabilities: { ttl: true, history: true },
+  createRepository: (options) => createRedisRepository({ url: REDIS_URL, keyPrefix, ...options }),
+  createSecondConnection: (options) =>
+    createRedisRepository({ client: second, keyPrefix, ...options }),
+  async readRaw(sessionId): Promise<RawSnapshot | null> {
+    const json = await raw.get(keys.session(sessionId));
+    return json === null ? null : (JSON.parse(json) as RawSnapshot);
+  },
+  async teardown() {
+    await deletePrefix(raw, keyPrefix);
+    raw.disconnect();
+    second.disconnect();
+  },
+});

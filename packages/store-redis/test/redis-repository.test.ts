@@ -1,0 +1,624 @@
+import {
+  ContextError,
+  compareForList,
+  type SessionContext,
+  type StorageError,
+  VersionConflictError,
+} from '@ctx/core';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRedisKeyLayout,
+  createRedisRepository,
+  encodeIndexMember,
+  type RedisRepository,
+  type RedisRepositoryOptions,
+} from '../src/index.js';
+import {
+  createRawClient,
+  deletePrefix,
+  keysOf,
+  makeSnapshot,
+  nextVersion,
+  REDIS_URL,
+  randomId,
+  randomPrefix,
+  rejectionOf,
+  sleep,
+} from './helpers.js';
+
+const raw = createRawClient();
+const prefixes: string[] = [];
+const opened: RedisRepository[] = [];
+
+function open(options: Partial<RedisRepositoryOptions> = {}): RedisRepository {
+  const keyPrefix = options.keyPrefix ?? randomPrefix();
+  prefixes.push(keyPrefix);
+  const repository = createRedisRepository({
+    url: REDIS_URL,
+    ...options,
+    keyPrefix,
+  } as RedisRepositoryOptions);
+  opened.push(repository);
+  return repository;
+}
+
+function ids(items: SessionContext[]): string[] {
+  return items.map((item) => item.sessionId);
+}
+
+beforeAll(async () => {
+  // Fails (never skips) the suite when the server is unreachable.
+  expect(await raw.ping()).toBe('PONG');
+});
+
+afterEach(async () => {
+  for (const repository of opened.splice(0)) await repository.close();
+});
+
+afterAll(async () => {
+  for (const keyPrefix of prefixes) await deletePrefix(raw, keyPrefix);
+  raw.disconnect();
+});
+
+describe('key layout', () => {
+  it('stores the JSON document, the indexes and the bookkeeping under documented keys', async () => {
+    const repository = open({ ttlMs: 60_000, historyLimit: 2 });
+    const keys = repository.keys;
+    const snapshot = makeSnapshot({ updatedAt: new Date(Date.UTC(2025, 0, 2, 3, 4, 5, 679)) });
+    await repository.save(snapshot, { expectedVersion: null });
+    const member = encodeIndexMember(snapshot.updatedAt.getTime(), snapshot.sessionId);
+
+    expect(keys.session(snapshot.sessionId)).toBe(`{${keys.keyPrefix}}:s:${snapshot.sessionId}`);
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual(
+      [
+        keys.session(snapshot.sessionId),
+        keys.history(snapshot.sessionId),
+        keys.user(snapshot.userId as string),
+        keys.all,
+        keys.meta,
+        keys.expiry,
+      ].sort(),
+    );
+    expect(JSON.parse((await raw.get(keys.session(snapshot.sessionId))) as string)).toEqual({
+      sessionId: snapshot.sessionId,
+      userId: snapshot.userId,
+      summary: snapshot.summary,
+      goal: snapshot.goal,
+      plan: snapshot.plan,
+      progress: snapshot.progress,
+      createdAt: snapshot.createdAt.getTime(),
+      updatedAt: snapshot.updatedAt.getTime(),
+      version: 1,
+    });
+    expect(member).toBe(`10001735787045679:${snapshot.sessionId}`);
+    expect(await raw.zrange(keys.all, '0', '-1')).toEqual([member]);
+    expect(await raw.zrange(keys.user(snapshot.userId as string), '0', '-1')).toEqual([member]);
+    expect(JSON.parse((await raw.hget(keys.meta, snapshot.sessionId)) as string)).toEqual([
+      1,
+      member,
+      snapshot.userId,
+    ]);
+    expect(await raw.llen(keys.history(snapshot.sessionId))).toBe(1);
+    const ttl = await raw.pttl(keys.session(snapshot.sessionId));
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect(await raw.pttl(keys.history(snapshot.sessionId))).toBeGreaterThan(50_000);
+    const expiresAt = Number(await raw.zscore(keys.expiry, snapshot.sessionId));
+    expect(Math.abs(expiresAt - (Date.now() + ttl))).toBeLessThan(5_000);
+  });
+
+  it('without a TTL nothing expires and no expiry schedule is kept', async () => {
+    const repository = open();
+    const snapshot = makeSnapshot({ userId: null });
+    await repository.save(snapshot, { expectedVersion: null });
+    expect(await raw.pttl(repository.keys.session(snapshot.sessionId))).toBe(-1);
+    expect(await raw.exists(repository.keys.expiry)).toBe(0);
+    expect(await raw.exists(repository.keys.history(snapshot.sessionId))).toBe(0);
+    expect(repository.capabilities).toEqual({ ttl: false, history: false });
+    expect(repository.purgeExpired).toBeUndefined();
+    expect(repository.history).toBeUndefined();
+  });
+
+  it('rejects key prefixes that would break the hash tag or SCAN patterns', () => {
+    for (const keyPrefix of ['', 'a{b', 'a}b', 'a*', 'a b', 'x'.repeat(65), 'a\nb']) {
+      expect(() => createRedisKeyLayout(keyPrefix)).toThrow(/keyPrefix/);
+    }
+  });
+});
+
+describe('list index', () => {
+  it('orders by updatedAt then sessionId, including times before 1970 and far in the future', async () => {
+    const repository = open();
+    const userId = randomId('user');
+    const times = [
+      -8_640_000_000_000_000, -1_000_000, -1, 0, 1, 1_000_000, 1_735_787_045_678,
+      8_640_000_000_000_000,
+    ];
+    const snapshots = times.flatMap((time) =>
+      ['a', 'b'].map((suffix) =>
+        makeSnapshot({
+          sessionId: `${randomId('s')}-${suffix}`,
+          userId,
+          createdAt: new Date(time),
+          updatedAt: new Date(time),
+        }),
+      ),
+    );
+    for (const snapshot of snapshots) await repository.save(snapshot, { expectedVersion: null });
+    const expected = ids([...snapshots].sort(compareForList));
+    expect(ids((await repository.list({ userId, limit: 100 })).items)).toEqual(expected);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await repository.list({ userId, limit: 3, cursor });
+      seen.push(...ids(page.items));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(expected);
+  });
+
+  it('moves a session between user indexes when its owner changes', async () => {
+    const repository = open();
+    const [alice, bob] = [randomId('alice'), randomId('bob')];
+    const first = await repository.save(makeSnapshot({ userId: alice }), { expectedVersion: null });
+    const second = await repository.save(
+      { ...nextVersion(first), userId: bob },
+      { expectedVersion: 1 },
+    );
+    expect(ids((await repository.list({ userId: alice })).items)).toEqual([]);
+    expect(ids((await repository.list({ userId: bob })).items)).toEqual([second.sessionId]);
+    const third = await repository.save(
+      { ...nextVersion(second), userId: null },
+      { expectedVersion: 2 },
+    );
+    expect((await repository.list({ userId: bob })).items).toEqual([]);
+    const all = await repository.list();
+    expect(ids(all.items)).toEqual([third.sessionId]);
+    expect(await raw.zcard(repository.keys.all)).toBe(1);
+    expect(await repository.delete(third.sessionId)).toBe(true);
+    expect(await keysOf(raw, repository.keys.keyPrefix)).toEqual([]);
+  });
+
+  it('delete removes every key of the session, leaving none behind', async () => {
+    const repository = open({ historyLimit: 3, ttlMs: 60_000 });
+    const first = await repository.save(makeSnapshot(), { expectedVersion: null });
+    await repository.save(nextVersion(first), { expectedVersion: 1 });
+    expect(await repository.delete(first.sessionId)).toBe(true);
+    expect(await keysOf(raw, repository.keys.keyPrefix)).toEqual([]);
+  });
+
+  it('skips and removes entries a hand edit left behind, without losing live sessions', async () => {
+    const repository = open();
+    const userId = randomId('user');
+    const live = await repository.save(makeSnapshot({ userId }), { expectedVersion: null });
+    const index = repository.keys.user(userId);
+    // An entry for a session that does not exist, and a stale position of the live one.
+    await raw.zadd(index, 0, encodeIndexMember(Date.UTC(2030, 0, 1), 'ghost'));
+    await raw.zadd(index, 0, encodeIndexMember(Date.UTC(2029, 0, 1), live.sessionId));
+    const page = await repository.list({ userId });
+    expect(ids(page.items)).toEqual([live.sessionId]);
+    expect(await raw.zrange(index, '0', '-1')).toEqual([
+      encodeIndexMember(live.updatedAt.getTime(), live.sessionId),
+    ]);
+  });
+});
+
+describe('ttl', () => {
+  it('list cleans the index entries of expired sessions as it meets them', async () => {
+    const repository = open({ ttlMs: 200, historyLimit: 2 });
+    const userId = randomId('user');
+    const expired = [makeSnapshot({ userId }), makeSnapshot({ userId }), makeSnapshot({ userId })];
+    for (const snapshot of expired) await repository.save(snapshot, { expectedVersion: null });
+    await sleep(400);
+    const survivor = await repository.save(makeSnapshot({ userId }), { expectedVersion: null });
+
+    expect(ids((await repository.list({ userId })).items)).toEqual([survivor.sessionId]);
+    expect(await raw.zcard(repository.keys.user(userId))).toBe(1);
+    expect(await raw.zcard(repository.keys.all)).toBe(1);
+    expect(await raw.hkeys(repository.keys.meta)).toEqual([survivor.sessionId]);
+    expect(await repository.purgeExpired?.()).toBe(0);
+  });
+
+  it('purgeExpired counts and removes every leftover of expired sessions', async () => {
+    const repository = open({ ttlMs: 200, historyLimit: 2 });
+    const expired = Array.from({ length: 5 }, (_, index) =>
+      makeSnapshot({ userId: index % 2 === 0 ? null : randomId('user') }),
+    );
+    for (const snapshot of expired) await repository.save(snapshot, { expectedVersion: null });
+    await sleep(400);
+    const live = await repository.save(makeSnapshot(), { expectedVersion: null });
+
+    expect(await repository.purgeExpired?.()).toBe(5);
+    expect(await repository.purgeExpired?.()).toBe(0);
+    const keys = repository.keys;
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual(
+      [
+        keys.session(live.sessionId),
+        keys.history(live.sessionId),
+        keys.user(live.userId as string),
+        keys.all,
+        keys.meta,
+        keys.expiry,
+      ].sort(),
+    );
+  });
+
+  it('purgeExpired works through more expired sessions than one batch', async () => {
+    const repository = open({ ttlMs: 200 });
+    const pipeline = raw.pipeline();
+    const count = 1_203;
+    const keys = repository.keys;
+    for (let index = 0; index < count; index += 1) {
+      // Leftovers as an expired session leaves them: bookkeeping, index entry, past expiry time.
+      const sessionId = `expired-${index}`;
+      const member = encodeIndexMember(index, sessionId);
+      pipeline.hset(keys.meta, sessionId, JSON.stringify([1, member, null]));
+      pipeline.zadd(keys.all, 0, member);
+      pipeline.zadd(keys.expiry, index, sessionId);
+    }
+    await pipeline.exec();
+    expect(await repository.purgeExpired?.()).toBe(count);
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual([]);
+  });
+
+  it('a session saved again before it expires keeps living, and purge leaves it alone', async () => {
+    const repository = open({ ttlMs: 400 });
+    const first = await repository.save(makeSnapshot(), { expectedVersion: null });
+    await sleep(250);
+    const second = await repository.save(nextVersion(first), { expectedVersion: 1 });
+    await sleep(250);
+    expect(await repository.purgeExpired?.()).toBe(0);
+    expect((await repository.get(first.sessionId))?.version).toBe(second.version);
+  });
+
+  it('a repository without TTL makes a session written with one permanent', async () => {
+    const keyPrefix = randomPrefix();
+    const withTtl = open({ keyPrefix, ttlMs: 300 });
+    const without = open({ keyPrefix });
+    const first = await withTtl.save(makeSnapshot(), { expectedVersion: null });
+    await without.save(nextVersion(first), { expectedVersion: 1 });
+    await sleep(500);
+    expect((await withTtl.get(first.sessionId))?.version).toBe(2);
+    expect(await raw.zscore(withTtl.keys.expiry, first.sessionId)).toBeNull();
+    expect(await withTtl.purgeExpired?.()).toBe(0);
+  });
+});
+
+describe('scripts', () => {
+  it('keeps working after SCRIPT FLUSH (the scripts are sent again once)', async () => {
+    const repository = open({ ttlMs: 60_000, historyLimit: 3 });
+    const userId = randomId('user');
+    const first = await repository.save(makeSnapshot({ userId }), { expectedVersion: null });
+    await raw.script('FLUSH');
+    const second = await repository.save(nextVersion(first), { expectedVersion: 1 });
+    await raw.script('FLUSH');
+    const conflict = await rejectionOf(repository.save(nextVersion(first), { expectedVersion: 1 }));
+    expect(VersionConflictError.isInstance(conflict)).toBe(true);
+    expect((conflict as VersionConflictError).currentVersion).toBe(2);
+    await raw.script('FLUSH');
+    expect(ids((await repository.list({ userId })).items)).toEqual([second.sessionId]);
+    await raw.script('FLUSH');
+    expect(await repository.purgeExpired?.()).toBe(0);
+    expect((await repository.history?.(first.sessionId))?.map((item) => item.version)).toEqual([
+      2, 1,
+    ]);
+    await raw.script('FLUSH');
+    expect(await repository.delete(first.sessionId)).toBe(true);
+  });
+
+  it('runs by digest: after the first load, saves send EVALSHA only', async () => {
+    const repository = open();
+    const first = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const before = await commandCalls(raw);
+    let current = first;
+    for (let index = 0; index < 5; index += 1) {
+      current = await repository.save(nextVersion(current), { expectedVersion: current.version });
+    }
+    const after = await commandCalls(raw);
+    expect(after.evalsha - before.evalsha).toBeGreaterThanOrEqual(5);
+    expect(after.eval - before.eval).toBe(0);
+  });
+});
+
+async function commandCalls(client: Redis): Promise<{ eval: number; evalsha: number }> {
+  const info = await client.info('commandstats');
+  const calls = (name: string) =>
+    Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  return { eval: calls('eval'), evalsha: calls('evalsha') };
+}
+
+describe('clients', () => {
+  it('an injected client is used as is and never closed by the repository', async () => {
+    const client = new Redis(REDIS_URL);
+    try {
+      const keyPrefix = randomPrefix();
+      prefixes.push(keyPrefix);
+      const repository = createRedisRepository({ client, keyPrefix });
+      expect(repository.client).toBe(client);
+      const snapshot = await repository.save(makeSnapshot(), { expectedVersion: null });
+      await repository.close();
+      await repository.close();
+      expect(client.status).toBe('ready');
+      expect(
+        JSON.parse((await client.get(repository.keys.session(snapshot.sessionId))) as string)
+          .version,
+      ).toBe(1);
+      const error = await rejectionOf(repository.get(snapshot.sessionId));
+      expect(ContextError.hasCode(error, 'CLOSED')).toBe(true);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('an injected client its owner closed fails with STORAGE_UNAVAILABLE at once, saying why', async () => {
+    const client = new Redis(REDIS_URL);
+    const repository = createRedisRepository({ client, keyPrefix: randomPrefix() });
+    await client.quit();
+    const started = Date.now();
+    const error = await rejectionOf(repository.get('anything'));
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE')).toBe(true);
+    expect((error as StorageError).message).toMatch(/was closed/);
+  });
+
+  it('works through an injected client that has its own ioredis keyPrefix', async () => {
+    const outer = `${randomPrefix('outer')}:`;
+    const client = new Redis(REDIS_URL, { keyPrefix: outer });
+    try {
+      const repository = createRedisRepository({
+        client,
+        keyPrefix: 'ctx',
+        ttlMs: 200,
+        historyLimit: 2,
+      });
+      const [alice, bob] = [randomId('alice'), randomId('bob')];
+      const first = await repository.save(makeSnapshot({ userId: alice }), {
+        expectedVersion: null,
+      });
+      await repository.save({ ...nextVersion(first), userId: bob }, { expectedVersion: 1 });
+      expect((await repository.list({ userId: alice })).items).toEqual([]);
+      expect(ids((await repository.list({ userId: bob })).items)).toEqual([first.sessionId]);
+      expect((await repository.history?.(first.sessionId))?.length).toBe(2);
+      const stored = await raw.scan('0', 'MATCH', `${outer}*`, 'COUNT', 1000);
+      expect(stored[1].every((key) => key.startsWith(`${outer}{ctx}:`))).toBe(true);
+      await sleep(400);
+      expect(await repository.purgeExpired?.()).toBe(1);
+      const left = await raw.scan('0', 'MATCH', `${outer}*`, 'COUNT', 1000);
+      expect(left[1]).toEqual([]);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('fails with STORAGE_UNAVAILABLE within the connect timeout when nothing listens', async () => {
+    const repository = createRedisRepository({
+      url: 'redis://127.0.0.1:1',
+      connectTimeoutMs: 300,
+    });
+    try {
+      const started = Date.now();
+      const error = await rejectionOf(repository.get('anything'));
+      expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE')).toBe(true);
+      expect((error as StorageError).message).toMatch(/127\.0\.0\.1:1.*unreachable|unreachable/);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      const saves = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          rejectionOf(repository.save(makeSnapshot(), { expectedVersion: null })),
+        ),
+      );
+      for (const failure of saves)
+        expect(ContextError.hasCode(failure, 'STORAGE_UNAVAILABLE')).toBe(true);
+    } finally {
+      await repository.close();
+    }
+  });
+
+  it('a command that gets no reply fails with STORAGE_UNAVAILABLE after commandTimeoutMs', async () => {
+    const repository = open({ commandTimeoutMs: 300 });
+    const snapshot = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const blocker = createRawClient();
+    try {
+      // A script that keeps the (single-threaded) server busy for 1.5 s.
+      const busy = blocker.eval(
+        "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] while true do local n = redis.call('TIME') if n[1] * 1000000 + n[2] - s > 1500000 then break end end return 1",
+        0,
+      );
+      await sleep(50);
+      const started = Date.now();
+      const error = await rejectionOf(repository.get(snapshot.sessionId));
+      expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE')).toBe(true);
+      expect(Date.now() - started).toBeLessThan(1_200);
+      expect(await busy).toBe(1);
+      expect((await repository.get(snapshot.sessionId))?.version).toBe(1);
+    } finally {
+      blocker.disconnect();
+    }
+  });
+  it('a call whose connection drops before the reply fails at once; the repository reconnects', async () => {
+    const connectionName = `ctx-inflight-${randomId('c')}`;
+    // A long command timeout: the failure must come from the lost connection, not from a timer.
+    const repository = open({ commandTimeoutMs: 20_000, redisOptions: { connectionName } });
+    const stored = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const clients = (await raw.client('LIST')) as string;
+    const id = /id=(\d+) .*name=(\S+)/
+      .exec(clients.split('\n').find((line) => line.includes(`name=${connectionName}`)) ?? '')
+      ?.at(1);
+    expect(id, 'the repository connection is listed').toBeDefined();
+    // Writes (scripts included) wait while the server is paused: the save is sent, unanswered.
+    await raw.call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    try {
+      const started = Date.now();
+      const inFlight = rejectionOf(repository.save(nextVersion(stored), { expectedVersion: 1 }));
+      await sleep(100);
+      await raw.call('CLIENT', 'KILL', 'ID', id as string);
+      const error = await inFlight;
+      expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE'), String(error)).toBe(true);
+      expect((error as StorageError).cause).toBeInstanceOf(Error);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await raw.call('CLIENT', 'UNPAUSE');
+    }
+    // The dropped save was never applied, and the same repository works again.
+    expect((await repository.get(stored.sessionId))?.version).toBe(1);
+    expect((await repository.save(nextVersion(stored), { expectedVersion: 1 })).version).toBe(2);
+  });
+});
+
+describe('acl', () => {
+  it('works for a user limited to the commands and key pattern the README lists', async () => {
+    const user = randomId('ctx-acl');
+    const password = randomId('pw');
+    const keyPrefix = randomPrefix('acl');
+    prefixes.push(keyPrefix);
+    const commands =
+      'EVALSHA EVAL GET SET DEL EXISTS HGET HSET HDEL ZADD ZREM ZRANGEBYSCORE ZREVRANGEBYLEX LPUSH LTRIM LRANGE PEXPIRE PERSIST PTTL TIME';
+    await raw.call(
+      'ACL',
+      'SETUSER',
+      user,
+      'on',
+      `>${password}`,
+      `~{${keyPrefix}}:*`,
+      '-@all',
+      '+hello',
+      '+auth',
+      ...commands.split(' ').map((command) => `+${command.toLowerCase()}`),
+    );
+    const url = new URL(REDIS_URL);
+    url.username = user;
+    url.password = password;
+    const repository = createRedisRepository({
+      url: url.toString(),
+      keyPrefix,
+      ttlMs: 200,
+      historyLimit: 2,
+      redisOptions: { enableReadyCheck: false },
+    });
+    try {
+      const [alice, bob] = [randomId('alice'), randomId('bob')];
+      const first = await repository.save(makeSnapshot({ userId: alice }), {
+        expectedVersion: null,
+      });
+      await repository.save({ ...nextVersion(first), userId: bob }, { expectedVersion: 1 });
+      expect(ids((await repository.list({ userId: bob })).items)).toEqual([first.sessionId]);
+      expect(ids((await repository.list()).items)).toEqual([first.sessionId]);
+      expect((await repository.history?.(first.sessionId))?.length).toBe(2);
+      await sleep(300);
+      expect(await repository.purgeExpired?.()).toBe(1);
+      const second = await repository.save(makeSnapshot(), { expectedVersion: null });
+      expect((await repository.get(second.sessionId))?.version).toBe(1);
+      expect(await repository.delete(second.sessionId)).toBe(true);
+      // Outside its key pattern the same user is refused: STORAGE_ERROR with a hint.
+      const other = createRedisRepository({ url: url.toString(), keyPrefix: randomPrefix() });
+      try {
+        const error = await rejectionOf(other.get('anything'));
+        expect(ContextError.hasCode(error, 'STORAGE_ERROR')).toBe(true);
+        expect((error as StorageError).message).toMatch(/NOPERM.*permissions/);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await repository.close();
+      await raw.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
+describe('errors', () => {
+  it('a key holding another type is STORAGE_ERROR with the driver error as cause', async () => {
+    const repository = open();
+    const sessionId = randomId('wrongtype');
+    await raw.hset(repository.keys.session(sessionId), 'field', 'value');
+    const error = await rejectionOf(repository.get(sessionId));
+    expect(ContextError.hasCode(error, 'STORAGE_ERROR')).toBe(true);
+    expect((error as StorageError).message).toMatch(/WRONGTYPE.*keyPrefix/);
+    expect((error as StorageError).cause).toBeInstanceOf(Error);
+  });
+
+  it('a foreign value at a session key is SCHEMA_MISMATCH for get and save', async () => {
+    const repository = open();
+    const sessionId = randomId('foreign');
+    await raw.set(repository.keys.session(sessionId), 'not json');
+    expect(
+      ContextError.hasCode(await rejectionOf(repository.get(sessionId)), 'SCHEMA_MISMATCH'),
+    ).toBe(true);
+    const overwrite = await rejectionOf(
+      repository.save(makeSnapshot({ sessionId, version: 2 }), { expectedVersion: 1 }),
+    );
+    expect(ContextError.hasCode(overwrite, 'SCHEMA_MISMATCH')).toBe(true);
+    expect(await raw.get(repository.keys.session(sessionId))).toBe('not json');
+  });
+
+  it('a session written by hand without bookkeeping is still compare-and-set protected', async () => {
+    const repository = open();
+    const snapshot = makeSnapshot();
+    const document = {
+      ...snapshot,
+      createdAt: snapshot.createdAt.getTime(),
+      updatedAt: snapshot.updatedAt.getTime(),
+      version: 4,
+    };
+    await raw.set(repository.keys.session(snapshot.sessionId), JSON.stringify(document));
+    const conflict = await rejectionOf(
+      repository.save(makeSnapshot({ sessionId: snapshot.sessionId }), { expectedVersion: null }),
+    );
+    expect((conflict as VersionConflictError).currentVersion).toBe(4);
+    const fifth = await repository.save({ ...snapshot, version: 5 }, { expectedVersion: 4 });
+    expect((await repository.get(snapshot.sessionId))?.version).toBe(fifth.version);
+  });
+});
+
+describe('options', () => {
+  const invalid: Array<[string, unknown]> = [
+    ['neither url nor client', {}],
+    ['both url and client', { url: REDIS_URL, client: raw }],
+    ['an http URL', { url: 'http://127.0.0.1:6379' }],
+    ['a malformed URL', { url: 'not a url' }],
+    ['a client that is not ioredis', { client: { get() {} } }],
+    ['a zero TTL', { url: REDIS_URL, ttlMs: 0 }],
+    ['a fractional TTL', { url: REDIS_URL, ttlMs: 1.5 }],
+    ['a negative history limit', { url: REDIS_URL, historyLimit: -1 }],
+    ['a huge history limit', { url: REDIS_URL, historyLimit: 10_001 }],
+    ['a zero connect timeout', { url: REDIS_URL, connectTimeoutMs: 0 }],
+    ['a negative command timeout', { url: REDIS_URL, commandTimeoutMs: -5 }],
+    ['a key prefix with braces', { url: REDIS_URL, keyPrefix: '{ctx}' }],
+    ['redisOptions that are not an object', { url: REDIS_URL, redisOptions: 'fast' }],
+  ];
+  for (const [label, options] of invalid) {
+    it(`refuses ${label} with INVALID_CONFIG`, () => {
+      let thrown: unknown;
+      try {
+        createRedisRepository(options as RedisRepositoryOptions);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(ContextError.hasCode(thrown, 'INVALID_CONFIG')).toBe(true);
+    });
+  }
+
+  it('declares its capabilities from ttlMs and historyLimit', () => {
+    const repository = open({ ttlMs: 1_000, historyLimit: 4 });
+    expect(repository.capabilities).toEqual({ ttl: true, history: true });
+    expect(typeof repository.purgeExpired).toBe('function');
+    expect(typeof repository.history).toBe('function');
+  });
+
+  it('history clamps its limit to historyLimit and refuses a bad limit', async () => {
+    const repository = open({ historyLimit: 2 });
+    let current = await repository.save(makeSnapshot(), { expectedVersion: null });
+    for (let version = 2; version <= 4; version += 1) {
+      current = await repository.save(nextVersion(current), { expectedVersion: version - 1 });
+    }
+    expect(
+      (await repository.history?.(current.sessionId, { limit: 10 }))?.map((item) => item.version),
+    ).toEqual([4, 3]);
+    expect(await raw.llen(repository.keys.history(current.sessionId))).toBe(2);
+    for (const limit of [0, -1, 1.5]) {
+      const error = await rejectionOf(
+        repository.history?.(current.sessionId, { limit }) as Promise<unknown>,
+      );
+      expect(ContextError.hasCode(error, 'INVALID_INPUT')).toBe(true);
+    }
+  });
+});
