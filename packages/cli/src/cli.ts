@@ -1,0 +1,516 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  createRepositoryFromUrl,
+  type ParsedStoreUrl,
+  parseStoreUrl,
+  redactStoreUrl,
+} from '@ctx/config';
+import {
+  assertValidSessionId,
+  ContextError,
+  type ContextRepository,
+  formatSessionContext,
+  LIST_LIMITS,
+  MIN_RENDER_CHARS,
+  renderSessionContext,
+  type SessionContext,
+} from '@ctx/core';
+import { formatFields, formatListTable, toJson } from './cli-format.js';
+
+/** Where the CLI writes: `process.stdout`/`process.stderr`, or a test double. */
+export interface CliOutput {
+  write(chunk: string): unknown;
+  /** True when the stream is a terminal. */
+  isTTY?: boolean;
+  /** The terminal's width, when it is one; `list` fits its summary column to it. */
+  columns?: number;
+}
+
+/** What {@link runCli} reads and writes besides its arguments. */
+export interface CliIo {
+  /** Results. */
+  stdout: CliOutput;
+  /** Error messages, one line each. */
+  stderr: CliOutput;
+  /**
+   * Environment: `CTX_STORE_URL` (the store when `--store` is absent) and `CTX_DEBUG` (print stack
+   * traces of unexpected errors).
+   * @default process.env
+   */
+  env?: Record<string, string | undefined>;
+}
+
+/** Exit codes of {@link runCli}. */
+export const EXIT_CODES = {
+  /** The command did what was asked. */
+  ok: 0,
+  /** The command failed: not found, unreachable store, invalid store URL, storage error. */
+  failure: 1,
+  /** The command line is wrong: unknown command or option, missing or bad argument, no store. */
+  usage: 2,
+} as const;
+
+/** The commands `ctx` understands. */
+export const CLI_COMMANDS = [
+  'list',
+  'get',
+  'print',
+  'render',
+  'delete',
+  'purge-expired',
+  'migrate',
+] as const;
+
+type Command = (typeof CLI_COMMANDS)[number];
+type Values = {
+  store?: string;
+  json?: boolean;
+  user?: string;
+  limit?: string;
+  cursor?: string;
+  'max-chars'?: string;
+  timeout?: string;
+  help?: boolean;
+  version?: boolean;
+};
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const GLOBAL_OPTIONS = ['store', 'timeout', 'help', 'version'] as const;
+const COMMAND_OPTIONS: Record<Command, readonly (keyof Values)[]> = {
+  list: ['user', 'limit', 'cursor', 'json'],
+  get: ['json'],
+  print: [],
+  render: ['max-chars'],
+  delete: ['json'],
+  'purge-expired': ['json'],
+  migrate: ['json'],
+};
+const TAKES_SESSION_ID: ReadonlySet<Command> = new Set(['get', 'print', 'render', 'delete']);
+
+const HELP = `ctx — inspect and manage ctx session contexts in any store
+
+Usage: ctx <command> [arguments] [options]
+
+Commands:
+  list [--user U] [--limit N] [--cursor C] [--json]
+                      sessions, most recently updated first (one page; --cursor for the next)
+  get <id> [--json]   every stored field of one session
+  print <id>          one session, formatted for reading
+  render <id> [--max-chars N]
+                      the <session_context> block an agent gets in its system prompt
+  delete <id> [--json]
+                      delete a session and its history (exit 1 when it did not exist)
+  purge-expired [--json]
+                      delete expired sessions now (stores with a TTL: add ?ttl=… to the URL)
+  migrate [--json]    create or upgrade the tables (PostgreSQL, SQLite; Redis needs none)
+
+Options:
+  -s, --store <url>   the store: sqlite:./data/ctx.db, postgres://user@host/db,
+                      redis://host:6379, memory: (default: $CTX_STORE_URL)
+      --timeout <ms>  give up on an unreachable store after this long (default ${DEFAULT_TIMEOUT_MS})
+      --json          machine-readable output (dates as ISO 8601 strings)
+  -h, --help          this help
+  -V, --version       the version
+
+Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL), 2 bad command line.
+`;
+
+class UsageError extends Error {}
+
+class CommandFailure extends Error {
+  readonly exitCode: number;
+
+  constructor(message: string, exitCode: number = EXIT_CODES.failure) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+function readVersion(): string {
+  try {
+    const manifest = JSON.parse(
+      readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+    ) as { version?: string };
+    return manifest.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        store: { type: 'string', short: 's' },
+        json: { type: 'boolean' },
+        user: { type: 'string', short: 'u' },
+        limit: { type: 'string', short: 'n' },
+        cursor: { type: 'string' },
+        'max-chars': { type: 'string' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    // parseArgs explains at length how to pass a value starting with "-"; the first sentence is enough.
+    throw new UsageError(message.split(/\.\s/)[0]?.replace(/\.$/, '') ?? message);
+  }
+}
+
+function parseInteger(name: string, text: string, min: number, max: number): number {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(Number.isSafeInteger(value) && value >= min && value <= max)) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return value;
+}
+
+/** One line: no newlines, the store URL's password masked. */
+function oneLine(message: string, storeUrl: string | undefined): string {
+  let line = message.replace(/\s*\n\s*/g, ' ').trim();
+  if (storeUrl) {
+    line = line.split(storeUrl).join(redactStoreUrl(storeUrl));
+    const password = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*?:([^/?#@]+)@/i.exec(storeUrl)?.[1];
+    if (password && password.length >= 3) line = line.split(password).join('***');
+  }
+  return line;
+}
+
+interface Context {
+  values: Values;
+  storeUrl: string;
+  store: ParsedStoreUrl;
+  timeoutMs: number;
+  io: CliIo;
+}
+
+function write(output: CliOutput, text: string): void {
+  output.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+async function withRepository<T>(
+  context: Context,
+  migrate: boolean,
+  body: (repository: ContextRepository) => Promise<T>,
+): Promise<T> {
+  const repository = await createRepositoryFromUrl(context.storeUrl, {
+    migrate,
+    connectTimeoutMs: context.timeoutMs,
+  });
+  let result: T;
+  try {
+    result = await body(repository);
+  } catch (error) {
+    await repository.close().catch(() => undefined);
+    throw error;
+  }
+  await repository.close();
+  return result;
+}
+
+function assertSqliteFileExists(store: ParsedStoreUrl): void {
+  if (store.kind !== 'sqlite') return;
+  const { filename } = store;
+  if (filename === ':memory:' || filename.startsWith('file:')) return;
+  if (!existsSync(filename)) {
+    const absolute = resolve(filename);
+    const where = absolute === filename ? `"${filename}"` : `"${filename}" (${absolute})`;
+    throw new CommandFailure(
+      `SQLite database ${where} does not exist: check the path, or create it with ctx migrate`,
+    );
+  }
+}
+
+/** `text` as one shell word. */
+function quoteArgument(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function notFound(sessionId: string, context: Context): CommandFailure {
+  return new CommandFailure(
+    `session "${sessionId}" not found in ${redactStoreUrl(context.storeUrl)}`,
+  );
+}
+
+async function readSession(sessionId: string, context: Context): Promise<SessionContext> {
+  assertSqliteFileExists(context.store);
+  const found = await withRepository(context, false, (repository) => repository.get(sessionId));
+  if (!found) throw notFound(sessionId, context);
+  return found;
+}
+
+async function runList(context: Context): Promise<number> {
+  const { values, io } = context;
+  const limit =
+    values.limit === undefined
+      ? LIST_LIMITS.defaultLimit
+      : parseInteger('limit', values.limit, 1, LIST_LIMITS.maxLimit);
+  assertSqliteFileExists(context.store);
+  const page = await withRepository(context, false, (repository) =>
+    repository.list({ userId: values.user, limit, cursor: values.cursor ?? null }),
+  );
+  if (values.json) {
+    write(io.stdout, toJson(page));
+    return EXIT_CODES.ok;
+  }
+  if (page.items.length === 0) {
+    write(
+      io.stdout,
+      values.user === undefined ? 'No sessions.' : `No sessions for user "${values.user}".`,
+    );
+  } else {
+    write(io.stdout, formatListTable(page.items, io.stdout.isTTY ? io.stdout.columns : undefined));
+  }
+  if (page.nextCursor) {
+    const flags = [
+      values.user === undefined ? '' : ` --user ${quoteArgument(values.user)}`,
+      values.limit === undefined ? '' : ` --limit ${limit}`,
+    ].join('');
+    write(io.stdout, `\nMore: ctx list${flags} --cursor ${page.nextCursor}`);
+  }
+  return EXIT_CODES.ok;
+}
+
+async function runDelete(sessionId: string, context: Context): Promise<number> {
+  const { io, values } = context;
+  assertSqliteFileExists(context.store);
+  const deleted = await withRepository(context, false, (repository) =>
+    repository.delete(sessionId),
+  );
+  if (values.json) write(io.stdout, toJson({ sessionId, deleted }));
+  if (!deleted) {
+    throw new CommandFailure(`session "${sessionId}" not found: nothing deleted`);
+  }
+  if (!values.json) write(io.stdout, `Deleted session "${sessionId}".`);
+  return EXIT_CODES.ok;
+}
+
+async function runPurge(context: Context): Promise<number> {
+  const { io, values } = context;
+  assertSqliteFileExists(context.store);
+  const purged = await withRepository(context, false, async (repository) => {
+    if (typeof repository.purgeExpired !== 'function') {
+      throw new CommandFailure(
+        `${redactStoreUrl(context.storeUrl)} has no expiry configured, so nothing can expire: add the TTL your app uses to the store URL (e.g. ?ttl=7d) to purge`,
+      );
+    }
+    return repository.purgeExpired();
+  });
+  write(
+    io.stdout,
+    values.json
+      ? toJson({ purged })
+      : `Purged ${purged} expired session${purged === 1 ? '' : 's'}.`,
+  );
+  return EXIT_CODES.ok;
+}
+
+interface Migratable extends ContextRepository {
+  migrate(): Promise<{ version: number; applied: string[] }>;
+  schema?: string;
+  tableName?: string;
+}
+
+async function runMigrate(context: Context): Promise<number> {
+  const { store, io, values } = context;
+  const report = (json: Record<string, unknown>, text: string) => {
+    write(io.stdout, values.json ? toJson(json) : text);
+    return EXIT_CODES.ok;
+  };
+  switch (store.kind) {
+    case 'memory':
+      return report(
+        { store: 'memory', migrated: false },
+        'memory: stores live inside one process: nothing to migrate.',
+      );
+    case 'redis':
+      return report(
+        { store: 'redis', migrated: false },
+        'Redis needs no migration: keys are created as sessions are written. Nothing to do.',
+      );
+    case 'sqlite': {
+      const existed = store.filename === ':memory:' || existsSync(store.filename);
+      const tableName = await withRepository(
+        context,
+        true,
+        async (repository) => (repository as { tableName?: string }).tableName,
+      );
+      return report(
+        { store: 'sqlite', filename: store.filename, tableName, created: !existed },
+        `SQLite database "${store.filename}" ${existed ? 'is' : 'was created and is'} up to date (table ${tableName}).`,
+      );
+    }
+    case 'postgres': {
+      const { result, where } = await withRepository(context, false, async (repository) => {
+        const migratable = repository as Migratable;
+        return {
+          result: await migratable.migrate(),
+          where: `${migratable.schema}.${migratable.tableName}`,
+        };
+      });
+      return report(
+        { store: 'postgres', table: where, schemaVersion: result.version, applied: result.applied },
+        result.applied.length === 0
+          ? `PostgreSQL tables ${where} are up to date (schema version ${result.version}).`
+          : `Migrated PostgreSQL tables ${where} to schema version ${result.version} (applied ${result.applied.join(', ')}).`,
+      );
+    }
+  }
+}
+
+async function runCommand(command: Command, args: string[], context: Context): Promise<number> {
+  const { io, values } = context;
+  const sessionId = args[0] as string;
+  switch (command) {
+    case 'list':
+      return runList(context);
+    case 'get': {
+      const found = await readSession(sessionId, context);
+      write(io.stdout, values.json ? toJson(found) : formatFields(found));
+      return EXIT_CODES.ok;
+    }
+    case 'print':
+      write(io.stdout, formatSessionContext(await readSession(sessionId, context)));
+      return EXIT_CODES.ok;
+    case 'render': {
+      const maxChars =
+        values['max-chars'] === undefined
+          ? undefined
+          : parseInteger('max-chars', values['max-chars'], MIN_RENDER_CHARS, 1_000_000);
+      const block = renderSessionContext(await readSession(sessionId, context), { maxChars });
+      if (block !== '') write(io.stdout, block);
+      return EXIT_CODES.ok;
+    }
+    case 'delete':
+      return runDelete(sessionId, context);
+    case 'purge-expired':
+      return runPurge(context);
+    case 'migrate':
+      return runMigrate(context);
+  }
+}
+
+function prepare(
+  argv: string[],
+  io: CliIo,
+): { command: Command; args: string[]; values: Values } | number {
+  const { values, positionals } = parseCommandLine(argv);
+  if (values.help) {
+    write(io.stdout, HELP);
+    return EXIT_CODES.ok;
+  }
+  if (values.version) {
+    write(io.stdout, readVersion());
+    return EXIT_CODES.ok;
+  }
+  const [name, ...args] = positionals;
+  if (name === undefined) throw new UsageError('missing command');
+  if (name === 'help') {
+    write(io.stdout, HELP);
+    return EXIT_CODES.ok;
+  }
+  if (!(CLI_COMMANDS as readonly string[]).includes(name)) {
+    throw new UsageError(`unknown command "${name}" (commands: ${CLI_COMMANDS.join(', ')})`);
+  }
+  const command = name as Command;
+  const allowed = new Set<string>([...GLOBAL_OPTIONS, ...COMMAND_OPTIONS[command]]);
+  for (const option of Object.keys(values)) {
+    if (!allowed.has(option)) throw new UsageError(`${command} does not take --${option}`);
+  }
+  const wanted = TAKES_SESSION_ID.has(command) ? 1 : 0;
+  if (args.length < wanted)
+    throw new UsageError(`${command} needs a session id: ctx ${command} <id>`);
+  if (args.length > wanted) {
+    throw new UsageError(
+      `${command} takes ${wanted === 1 ? 'one session id' : 'no arguments'}, got "${args.join(' ')}"`,
+    );
+  }
+  return { command, args, values };
+}
+
+/**
+ * Runs the `ctx` command line and returns its exit code (0 done, 1 failed, 2 bad command line).
+ * Results go to `io.stdout`; an error is one line `ctx: <what went wrong>` on `io.stderr`, never a
+ * stack trace (set `CTX_DEBUG=1` for the stack of an unexpected error). The repository it opens is
+ * always closed, and an unreachable store fails within `--timeout`.
+ *
+ * @example
+ * ```ts
+ * const code = await runCli(['list', '--json'], {
+ *   stdout: process.stdout,
+ *   stderr: process.stderr,
+ *   env: { CTX_STORE_URL: 'sqlite:./data/ctx.db' },
+ * });
+ * ```
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const env = io.env ?? process.env;
+  let storeUrl: string | undefined;
+  try {
+    const prepared = prepare(argv, io);
+    if (typeof prepared === 'number') return prepared;
+    const { command, args, values } = prepared;
+    storeUrl = values.store ?? (env.CTX_STORE_URL?.trim() || undefined);
+    if (storeUrl === undefined) {
+      throw new UsageError(
+        'no store: pass --store <url> or set CTX_STORE_URL (e.g. sqlite:./data/ctx.db)',
+      );
+    }
+    const timeoutMs =
+      values.timeout === undefined
+        ? DEFAULT_TIMEOUT_MS
+        : parseInteger('timeout', values.timeout, 1, 600_000);
+    if (args[0] !== undefined) assertValidSessionId(args[0]);
+    if (values.user !== undefined && values.user.trim() === '') {
+      throw new UsageError('--user needs a user id');
+    }
+    const store = parseStoreUrl(storeUrl);
+    return await runCommand(command, args, { values, storeUrl, store, timeoutMs, io });
+  } catch (error) {
+    return report(error, io, env, storeUrl);
+  }
+}
+
+function report(
+  error: unknown,
+  io: CliIo,
+  env: Record<string, string | undefined>,
+  storeUrl: string | undefined,
+): number {
+  const line = (message: string) => write(io.stderr, `ctx: ${oneLine(message, storeUrl)}`);
+  if (error instanceof UsageError) {
+    line(`${error.message} (see ctx --help)`);
+    return EXIT_CODES.usage;
+  }
+  if (error instanceof CommandFailure) {
+    line(error.message);
+    return error.exitCode;
+  }
+  if (ContextError.isInstance(error)) {
+    switch (error.code) {
+      case 'INVALID_INPUT':
+        line(error.message);
+        return EXIT_CODES.usage;
+      case 'STORAGE_UNAVAILABLE':
+        line(`store unreachable (${redactStoreUrl(storeUrl ?? '')}): ${error.message}`);
+        return EXIT_CODES.failure;
+      case 'SCHEMA_MISMATCH':
+        line(`${error.message} (to create or upgrade the tables: ctx migrate)`);
+        return EXIT_CODES.failure;
+      default:
+        line(error.message);
+        return EXIT_CODES.failure;
+    }
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  line(`unexpected error: ${message}${env.CTX_DEBUG ? '' : ' (set CTX_DEBUG=1 for details)'}`);
+  if (env.CTX_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+  return EXIT_CODES.failure;
+}

@@ -1,0 +1,8 @@
+export {
+  CLI_COMMANDS,
+  type CliIo,
+  type CliOutput,
+  EXIT_CODES,
+  runCli,
+} from './cli.js';
+export { formatListTable, formatTimestamp } from './cli-format.js';

@@ -1,0 +1,21 @@
+export {
+  createExtractorFromEnv,
+  DEFAULT_GEMINI_MODEL,
+  DEFAULT_OPENAI_MODEL,
+  type ExtractorFromEnv,
+  type ExtractorFromEnvOptions,
+  type ExtractorProvider,
+  LOCAL_SERVER_API_KEY,
+} from './extractor-from-env.js';
+export { createRepositoryFromUrl, type RepositoryFromUrlOptions } from './repository-from-url.js';
+export {
+  type ParsedStoreUrl,
+  parseDuration,
+  parseStoreUrl,
+  redactStoreUrl,
+  STORE_URL_SCHEMES,
+  type StoreKind,
+  type StoreUrl,
+  type StoreUrlOptions,
+  type StoreUrlScheme,
+} from './store-url.js';
