@@ -1,15 +1,18 @@
-import { pathToFileURL } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createExtractorFromEnv, createRepositoryFromUrl, redactStoreUrl } from '@ctx/config';
 import {
   type ContextExtractor,
   type ContextRepository,
-  createExtractiveExtractor,
-  createMemoryRepository,
   formatSessionContext,
   SessionContextStore,
 } from '@ctx/core';
 import { type Scenario, scenarios } from './scenarios.js';
 
 const BASE_PROMPT = 'You are a helpful engineering assistant.';
+
+/** The app's own data folder: `apps/quickstart/data`. */
+const DATA_DIR = fileURLToPath(new URL('../data/', import.meta.url));
 
 async function play(
   scenario: Scenario,
@@ -22,7 +25,9 @@ async function play(
     extractor,
     config: { enablePlanning: scenario.planning },
   });
-  write(`\n=== ${scenario.title} — session "${scenario.sessionId}" ===`);
+  // Each run replays the scenario from the start.
+  await store.delete(scenario.sessionId);
+  write(`\n=== ${scenario.title}: session "${scenario.sessionId}" ===`);
   for (const [index, messages] of scenario.turns.entries()) {
     write(`\n--- turn ${index + 1} ---`);
     for (const message of messages) write(`${message.role}: ${message.content}`);
@@ -31,7 +36,12 @@ async function play(
       userId: scenario.userId,
       messages,
     });
-    write(`\n[stored snapshot] ${result.updated ? 'updated' : `skipped (${result.skipped})`}`);
+    const tokens = result.usage
+      ? `, ${result.usage.inputTokens} input / ${result.usage.outputTokens} output tokens`
+      : '';
+    write(
+      `\n[stored snapshot] ${result.updated ? `updated${tokens}` : `skipped (${result.skipped})`}`,
+    );
     write(formatSessionContext(result.context));
     write('\n[system prompt for the next turn]');
     write(
@@ -40,11 +50,24 @@ async function play(
   }
 }
 
-/** Runs every scenario and returns the text it wrote. */
-export async function main(write: (text: string) => void = console.log): Promise<void> {
-  const repository = createMemoryRepository();
-  const extractor = createExtractiveExtractor();
-  write('ctx quickstart — storage: in-memory; extractor: extractive (no model, a baseline).');
+/**
+ * Plays both reference scenarios on the store named by `CTX_STORE_URL` (default: a SQLite file in
+ * the app's data folder) with the extractor the environment selects.
+ */
+export async function main(
+  env: Record<string, string | undefined> = process.env,
+  write: (text: string) => void = console.log,
+): Promise<void> {
+  let storeUrl = env.CTX_STORE_URL;
+  if (!storeUrl) {
+    mkdirSync(DATA_DIR, { recursive: true });
+    storeUrl = `sqlite:${DATA_DIR}quickstart.db`;
+  }
+  const { extractor, description } = await createExtractorFromEnv(env);
+  const repository = await createRepositoryFromUrl(storeUrl);
+  write(`ctx quickstart`);
+  write(`store:     ${redactStoreUrl(storeUrl)}`);
+  write(`extractor: ${description}`);
   try {
     for (const scenario of scenarios) await play(scenario, repository, extractor, write);
   } finally {
@@ -54,7 +77,7 @@ export async function main(write: (text: string) => void = console.log): Promise
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+    console.error(`quickstart: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
   });
 }
