@@ -30,7 +30,8 @@ case "$task" in
     pnpm --filter quickstart start
     ;;
   test)
-    pnpm lint
+    bash scripts/services.sh
+    pnpm turbo run lint
     pnpm turbo run build typecheck
     pnpm turbo run test --concurrency=1
     # Suites that stop and restart PostgreSQL/Redis run alone, after everything else.
