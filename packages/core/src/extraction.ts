@@ -169,15 +169,19 @@ export function buildExtractionPrompt(request: ExtractionRequest): ExtractionPro
   return { system, user };
 }
 
+// Lengths in UTF-16 code units, as LIMITS documents them (zod's .max() would count code points).
+const boundedString = (limit: number) =>
+  z.string().refine((value) => value.length <= limit, `must be at most ${limit} characters`);
+
 const planningOutputSchema = z
   .object({
-    summary: z.string().max(LIMITS.summaryMaxLength),
-    goal: z.string().max(LIMITS.goalMaxLength).nullable(),
-    plan: z.array(z.string().max(LIMITS.stepMaxLength)).max(LIMITS.planMaxSteps).nullable(),
+    summary: boundedString(LIMITS.summaryMaxLength),
+    goal: boundedString(LIMITS.goalMaxLength).nullable(),
+    plan: z.array(boundedString(LIMITS.stepMaxLength)).max(LIMITS.planMaxSteps).nullable(),
     completed_steps: z.array(z.number().int()).max(1000).nullable(),
   })
   .strict();
-const summaryOutputSchema = z.object({ summary: z.string().max(LIMITS.summaryMaxLength) }).strict();
+const summaryOutputSchema = z.object({ summary: boundedString(LIMITS.summaryMaxLength) }).strict();
 
 /**
  * Turns a model's raw output (JSON text, or an already-parsed object) into a {@link ContextDraft},

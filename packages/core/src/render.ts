@@ -99,6 +99,8 @@ export function renderSessionContext(
       } else {
         body = cut(withoutSummary || body, room - 1) + ELLIPSIS;
       }
+      // A cut can end text in the middle of what becomes a tag once `…` follows it.
+      body = neutralizeTags(body);
     }
   }
   return `${OPEN}\n${body}\n${CLOSE}`;

@@ -20,6 +20,10 @@ export const LIMITS = {
   messageMaxLength: 1_000_000,
   /** Messages given to one `update`: up to 1 000. */
   messagesMaxCount: 1_000,
+  /** Earliest storable `createdAt`/`updatedAt`: 0001-01-01T00:00:00.000Z (epoch ms). */
+  minTimestamp: -62_135_596_800_000,
+  /** Latest storable `createdAt`/`updatedAt`: 9999-12-31T23:59:59.999Z (epoch ms). */
+  maxTimestamp: 253_402_300_799_999,
 } as const;
 
 // Text must survive every backend unchanged: PostgreSQL rejects U+0000, and a lone UTF-16
@@ -31,6 +35,14 @@ export function isWellFormedText(text: string): boolean {
   return !LONE_SURROGATE.test(text);
 }
 
+// zod's string .max() counts code points; our limits count UTF-16 code units (string.length), the
+// unit every backend and JavaScript caller measures in.
+const maxLength = (label: string, limit: number) =>
+  storableText(label).refine(
+    (value) => value.length <= limit,
+    `${label} must be at most ${limit} characters (UTF-16 code units)`,
+  );
+
 const storableText = (label: string) =>
   z
     .string()
@@ -38,9 +50,8 @@ const storableText = (label: string) =>
     .refine(isWellFormedText, `${label} must be well-formed Unicode (no lone surrogates)`);
 
 const identifier = (label: string) =>
-  storableText(label)
-    .min(1, `${label} must not be empty`)
-    .max(LIMITS.idMaxLength, `${label} must be at most ${LIMITS.idMaxLength} characters`)
+  maxLength(label, LIMITS.idMaxLength)
+    .refine((value) => value.length > 0, `${label} must not be empty`)
     .refine(
       (value) => !/[\u0000-\u001f\u007f]/.test(value),
       `${label} must not contain control characters`,
@@ -51,11 +62,15 @@ export const SessionIdSchema = identifier('sessionId');
 /** A user id: same rules as a session id. */
 export const UserIdSchema = identifier('userId');
 
-const step = storableText('a step').max(
-  LIMITS.stepMaxLength,
-  `a step must be at most ${LIMITS.stepMaxLength} characters`,
-);
+const step = maxLength('a step', LIMITS.stepMaxLength);
 const steps = z.array(step).max(LIMITS.planMaxSteps, `at most ${LIMITS.planMaxSteps} steps`);
+
+// Every backend can store these instants: PostgreSQL's timestamptz starts in 4714 BC, and a
+// four-digit year keeps ISO strings comparable.
+const timestamp = z.date().refine((date) => {
+  const time = date.getTime();
+  return time >= LIMITS.minTimestamp && time <= LIMITS.maxTimestamp;
+}, 'must be a valid date between the years 0001 and 9999');
 
 /** Who said a message. `system` messages are not sent to the extractor (they hold our own block). */
 export const RoleSchema = z.enum(['system', 'user', 'assistant', 'tool']);
@@ -64,10 +79,7 @@ export type Role = z.infer<typeof RoleSchema>;
 /** One chat message. */
 export const MessageSchema = z.object({
   role: RoleSchema,
-  content: storableText('content').max(
-    LIMITS.messageMaxLength,
-    `content must be at most ${LIMITS.messageMaxLength} characters`,
-  ),
+  content: maxLength('content', LIMITS.messageMaxLength),
 });
 export interface Message {
   role: Role;
@@ -78,17 +90,12 @@ export interface Message {
 export const SessionContextSchema = z.object({
   sessionId: SessionIdSchema,
   userId: UserIdSchema.nullable(),
-  summary: storableText('summary').max(
-    LIMITS.summaryMaxLength,
-    `summary must be at most ${LIMITS.summaryMaxLength} characters`,
-  ),
-  goal: storableText('goal')
-    .max(LIMITS.goalMaxLength, `goal must be at most ${LIMITS.goalMaxLength} characters`)
-    .nullable(),
+  summary: maxLength('summary', LIMITS.summaryMaxLength),
+  goal: maxLength('goal', LIMITS.goalMaxLength).nullable(),
   plan: steps.nullable(),
   progress: steps.nullable(),
-  createdAt: z.date().refine((date) => !Number.isNaN(date.getTime()), 'invalid date'),
-  updatedAt: z.date().refine((date) => !Number.isNaN(date.getTime()), 'invalid date'),
+  createdAt: timestamp,
+  updatedAt: timestamp,
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
 });
 

@@ -317,7 +317,7 @@ export class SessionContextStore {
   async update(input: UpdateInput, options?: { signal?: AbortSignal }): Promise<UpdateResult> {
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
     return this.#exclusive(parsed.sessionId, async () => {
-      const carried = this.#carried.get(parsed.sessionId) ?? [];
+      const carried = this.#carriedFor(parsed.sessionId, parsed.userId);
       const messages = [...carried.flatMap((turn) => turn.messages), ...parsed.messages];
       const started = performance.now();
       try {
@@ -328,7 +328,7 @@ export class SessionContextStore {
           false,
           options?.signal,
         );
-        this.#carried.delete(parsed.sessionId);
+        this.#dropCarried(parsed.sessionId, carried);
         return result;
       } catch (error) {
         const failure = toContextError(error, 'storage');
@@ -592,8 +592,8 @@ export class SessionContextStore {
         const first = queue.pending[0] as PendingTurn;
         const batchSize = queue.pending.findIndex((turn) => turn.userId !== first.userId);
         const batch = queue.pending.splice(0, batchSize === -1 ? queue.pending.length : batchSize);
-        const carried = this.#carried.get(sessionId) ?? [];
-        this.#carried.delete(sessionId);
+        const carried = this.#carriedFor(sessionId, first.userId);
+        this.#dropCarried(sessionId, carried);
         await this.#runWithRetries(sessionId, [...carried, ...batch]);
       }
     } finally {
@@ -659,6 +659,18 @@ export class SessionContextStore {
         await sleep(retryInMs ?? 0, this.#flushing.signal);
       }
     }
+  }
+
+  // Carried turns only ever join an update by the same caller: another user's messages must not
+  // reach a session they do not own (for instance one created after their update failed).
+  #carriedFor(sessionId: string, userId: string | undefined): PendingTurn[] {
+    return (this.#carried.get(sessionId) ?? []).filter((turn) => turn.userId === userId);
+  }
+
+  #dropCarried(sessionId: string, turns: PendingTurn[]) {
+    const rest = (this.#carried.get(sessionId) ?? []).filter((turn) => !turns.includes(turn));
+    if (rest.length > 0) this.#carried.set(sessionId, rest);
+    else this.#carried.delete(sessionId);
   }
 
   #carry(sessionId: string, turns: PendingTurn[]) {

@@ -11,7 +11,7 @@ export const RESERVED_TAGS = [
 ] as const;
 
 const RESERVED_TAG_PATTERN = new RegExp(
-  `<(\\s*/?\\s*)(${RESERVED_TAGS.join('|')})(?=[\\s/>]|$)`,
+  `<(\\s*/?\\s*)(${RESERVED_TAGS.join('|')})(?![A-Za-z0-9_-])`,
   'gi',
 );
 

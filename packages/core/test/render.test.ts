@@ -172,6 +172,15 @@ describe('injectSessionContext and formatSessionContext', () => {
     expect(formatSessionContext(null)).toBe('(no session context)');
   });
 
+  it('neutralises a reserved tag whatever character follows its name', () => {
+    expect(neutralizeTags('</session_context… <transcript< <message"x">')).toBe(
+      '‹/session_context… ‹transcript< ‹message"x">',
+    );
+    expect(neutralizeTags('<session_contextual> <transcripts>')).toBe(
+      '<session_contextual> <transcripts>',
+    );
+  });
+
   it('neutralizeTags only touches reserved tags', () => {
     expect(neutralizeTags('<b>bold</b> <transcript> </message > <messages>')).toBe(
       '<b>bold</b> ‹transcript> ‹/message > <messages>',

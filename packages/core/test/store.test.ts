@@ -527,6 +527,28 @@ describe('background mode', () => {
     expect(store.carriedMessages().size).toBe(0);
   });
 
+  it("never carries one user's messages into another user's update", async () => {
+    const extractor = createScriptedExtractor({
+      replies: [new ExtractionError('server_error', 'down')],
+      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
+    });
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor,
+      config: { background: { maxAttempts: 1 }, onEvent: () => {} },
+    });
+    store.schedule({ sessionId: 's', userId: 'bob', messages: [user('bob secret')] });
+    await store.flush();
+    expect(store.carriedMessages().get('s')).toBe(1);
+    const alice = await store.update({
+      sessionId: 's',
+      userId: 'alice',
+      messages: [user('hello')],
+    });
+    expect(alice.context?.summary).toBe('hello');
+    expect(store.carriedMessages().get('s')).toBe(1);
+  });
+
   it('bounds carried messages, dropping the oldest with an event', async () => {
     const events: SessionContextEvent[] = [];
     const store = new SessionContextStore({

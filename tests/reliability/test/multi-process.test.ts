@@ -1,0 +1,143 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { assertValidSnapshot } from '@ctx/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Backend, type BackendName, openBackend, randomId } from './helpers/backends.js';
+
+// K OS processes × M turns on ONE session, each through its own SessionContextStore and its own
+// connection. The extractor appends the turn's unique mark to the previous summary, so a lost
+// update shows up as a missing mark, and a double write as a duplicated one.
+const PROCESSES = 4;
+const TURNS = 25;
+const MAX_CONFLICT_RETRIES = 100;
+
+const writerScript = fileURLToPath(new URL('./fixtures/store-writer.mjs', import.meta.url));
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+
+interface WriterReport {
+  tag: string;
+  acknowledged: Array<{ mark: string; version: number }>;
+  conflictRetries: number;
+  retriedErrors: Record<string, number>;
+  errors: Array<{ typed: boolean; code?: string; message: string }>;
+}
+
+interface Writer {
+  ready: Promise<void>;
+  go(): void;
+  done: Promise<{ exitCode: number | null; report: WriterReport | undefined; stderr: string }>;
+}
+
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function spawnWriter(job: Record<string, unknown>): Writer {
+  const child = spawn(process.execPath, [writerScript, JSON.stringify(job)], {
+    cwd: packageRoot,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    child.once('close', () => reject(new Error(`writer exited before ready: ${stderr}${stdout}`)));
+  });
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    if (stdout.split('\n').includes('ready')) markReady();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<{
+    exitCode: number | null;
+    report: WriterReport | undefined;
+    stderr: string;
+  }>((resolve) => {
+    child.on('close', (exitCode) => {
+      const last = stdout.trim().split('\n').pop() ?? '';
+      let report: WriterReport | undefined;
+      try {
+        report = JSON.parse(last) as WriterReport;
+      } catch {
+        report = undefined;
+      }
+      resolve({ exitCode, report, stderr });
+    });
+  });
+  ready.catch(() => undefined);
+  return { ready, go: () => child.stdin.write('go\n'), done };
+}
+
+const MULTI_PROCESS_BACKENDS: BackendName[] = ['sqlite', 'postgres', 'redis'];
+
+describe.each(MULTI_PROCESS_BACKENDS)('%s: concurrent OS processes on one session', (name) => {
+  let backend: Backend | undefined;
+  afterAll(async () => {
+    await backend?.dispose();
+  });
+
+  it(`${PROCESSES} processes × ${TURNS} turns through SessionContextStore lose no update`, async () => {
+    backend = await openBackend(name);
+    const sessionId = randomId('multi-process');
+    const userId = randomId('owner');
+    const writers = Array.from({ length: PROCESSES }, (_, index) =>
+      spawnWriter({
+        connection: backend?.connection,
+        sessionId,
+        userId,
+        tag: `p${index}`,
+        turns: TURNS,
+        maxConflictRetries: MAX_CONFLICT_RETRIES,
+      }),
+    );
+    await Promise.all(writers.map((writer) => writer.ready));
+    for (const writer of writers) writer.go();
+    const results = await Promise.all(writers.map((writer) => writer.done));
+
+    for (const result of results) {
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.report, result.stderr).toBeDefined();
+      // Anything a writer did not retry must still be a typed ctx error — and none is expected.
+      for (const error of result.report?.errors ?? [])
+        expect(error.typed, error.message).toBe(true);
+      expect(result.report?.errors).toEqual([]);
+      for (const code of Object.keys(result.report?.retriedErrors ?? {})) {
+        expect(['VERSION_CONFLICT', 'STORAGE_UNAVAILABLE']).toContain(code);
+      }
+    }
+    const reports = results.map((result) => result.report as WriterReport);
+    const acknowledged = reports.flatMap((report) => report.acknowledged);
+    expect(acknowledged).toHaveLength(PROCESSES * TURNS);
+
+    const stored = await backend.repository.get(sessionId);
+    expect(stored).not.toBeNull();
+    assertValidSnapshot(stored);
+    expect(stored?.userId).toBe(userId);
+    // One version per acknowledged write, and every write acknowledged with a distinct version.
+    expect(stored?.version).toBe(acknowledged.length);
+    const versions = acknowledged.map((entry) => entry.version).sort((a, b) => a - b);
+    expect(versions).toEqual(Array.from({ length: acknowledged.length }, (_, index) => index + 1));
+
+    // Every acknowledged mark is present exactly once, at the line of the version that wrote it.
+    const lines = stored?.summary.split('\n') ?? [];
+    expect(lines).toHaveLength(acknowledged.length);
+    for (const { mark, version } of acknowledged) expect(lines[version - 1]).toBe(mark);
+    expect(new Set(lines).size).toBe(lines.length);
+    // A process's turns are sequential, so its marks appear in turn order.
+    for (const report of reports) {
+      const own = lines.filter((line) => line.startsWith(`${report.tag}:`));
+      expect(own).toEqual(Array.from({ length: TURNS }, (_, turn) => `${report.tag}:${turn}`));
+    }
+    // The processes really raced: some compare-and-set lost and was retried.
+    const retries = reports.reduce(
+      (sum, report) => sum + report.conflictRetries + (report.retriedErrors.VERSION_CONFLICT ?? 0),
+      0,
+    );
+    expect(retries).toBeGreaterThan(0);
+  });
+});
