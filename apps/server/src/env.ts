@@ -1,0 +1,101 @@
+import { ValidationError, type ValidationIssue } from '@ctx/core';
+
+/** Settings of the service, read from the environment by {@link readServerSettings}. */
+export interface ServerSettings {
+  /** `CTX_STORE_URL`: where sessions are stored. @default 'sqlite:./data/ctx.db' */
+  storeUrl: string;
+  /** `HOST`: the interface to listen on. @default '127.0.0.1' */
+  host: string;
+  /** `PORT`: the port to listen on; 0 picks a free one. @default 8787 */
+  port: number;
+  /** `CTX_PLANNING`: maintain goal, plan and completed steps. @default false */
+  planning: boolean;
+  /** `CTX_INSPECTOR`: serve the inspector page at `/`. @default true */
+  inspector: boolean;
+  /** `CTX_INSTRUCTIONS`: extra instructions for the extractor. */
+  instructions: string | undefined;
+  /** `CTX_MAX_CONFLICT_RETRIES`: re-extractions after a version conflict before answering 409. @default 3 */
+  maxConflictRetries: number;
+  /** `CTX_SHUTDOWN_TIMEOUT_MS`: longest graceful shutdown before a forced exit (code 1). @default 30000 */
+  shutdownTimeoutMs: number;
+  /** `CTX_MAX_BODY_BYTES`: largest accepted request body. @default 16777216 */
+  maxBodyBytes: number;
+}
+
+type Environment = Record<string, string | undefined>;
+
+const DEFAULTS = {
+  storeUrl: 'sqlite:./data/ctx.db',
+  host: '127.0.0.1',
+  port: 8787,
+  maxConflictRetries: 3,
+  shutdownTimeoutMs: 30_000,
+  maxBodyBytes: 16 * 1024 * 1024,
+} as const;
+
+/**
+ * Reads and validates the service's settings (`CTX_MODEL` and the provider keys are read by
+ * `createExtractorFromEnv` from `@ctx/config`). Empty values count as unset. Throws
+ * `INVALID_CONFIG` listing every bad variable.
+ *
+ * @example
+ * ```ts
+ * const settings = readServerSettings(process.env);
+ * ```
+ */
+export function readServerSettings(env: Environment = process.env): ServerSettings {
+  const issues: ValidationIssue[] = [];
+  const value = (name: string) => {
+    const text = env[name]?.trim();
+    return text ? text : undefined;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number) => {
+    const text = value(name);
+    if (text === undefined) return fallback;
+    const number = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(number) || number < min || number > max) {
+      issues.push({
+        path: name,
+        message: `expected an integer from ${min} to ${max}, got "${text}"`,
+      });
+      return fallback;
+    }
+    return number;
+  };
+  const flag = (name: string, fallback: boolean) => {
+    const text = value(name)?.toLowerCase();
+    if (text === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+    if (['0', 'false', 'no', 'off'].includes(text)) return false;
+    issues.push({
+      path: name,
+      message: `expected 1/0, true/false, yes/no or on/off, got "${text}"`,
+    });
+    return fallback;
+  };
+
+  const settings: ServerSettings = {
+    storeUrl: value('CTX_STORE_URL') ?? DEFAULTS.storeUrl,
+    host: value('HOST') ?? DEFAULTS.host,
+    port: integer('PORT', DEFAULTS.port, 0, 65_535),
+    planning: flag('CTX_PLANNING', false),
+    inspector: flag('CTX_INSPECTOR', true),
+    instructions: value('CTX_INSTRUCTIONS'),
+    maxConflictRetries: integer('CTX_MAX_CONFLICT_RETRIES', DEFAULTS.maxConflictRetries, 0, 100),
+    shutdownTimeoutMs: integer(
+      'CTX_SHUTDOWN_TIMEOUT_MS',
+      DEFAULTS.shutdownTimeoutMs,
+      100,
+      3_600_000,
+    ),
+    maxBodyBytes: integer('CTX_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 1024 ** 3),
+  };
+  if (issues.length > 0) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Invalid environment: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+      { issues },
+    );
+  }
+  return settings;
+}

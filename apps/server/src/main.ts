@@ -1,0 +1,92 @@
+import { pathToFileURL } from 'node:url';
+import { createExtractorFromEnv, createRepositoryFromUrl, redactStoreUrl } from '@ctx/config';
+import { ContextError, SessionContextStore } from '@ctx/core';
+import { readServerSettings } from './env.js';
+import { startServer } from './server.js';
+
+const log = (text: string) => console.log(`[ctx-server] ${text}`);
+const logError = (text: string) => console.error(`[ctx-server] ${text}`);
+
+/**
+ * Starts the service from the environment (see the README for the variables) and stops it
+ * gracefully on SIGTERM or SIGINT: exit code 0 once queued updates are flushed and storage is
+ * closed, 1 when that takes longer than `CTX_SHUTDOWN_TIMEOUT_MS` or fails.
+ */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const settings = readServerSettings(env);
+  const model = await createExtractorFromEnv(env);
+  const repository = await createRepositoryFromUrl(settings.storeUrl);
+  const store = new SessionContextStore({
+    repository,
+    extractor: model.extractor,
+    config: {
+      enablePlanning: settings.planning,
+      maxConflictRetries: settings.maxConflictRetries,
+      ...(settings.instructions ? { instructions: settings.instructions } : {}),
+      onEvent(event) {
+        if (event.type === 'failed' && event.background && !event.willRetry) {
+          logError(
+            `background update of session "${event.sessionId}" failed (${event.error.code}): ${event.error.message}; ${event.carriedMessages} message(s) kept for its next update`,
+          );
+        } else if (event.type === 'messages-dropped') {
+          logError(
+            `session "${event.sessionId}": ${event.count} message(s) dropped (${event.reason})`,
+          );
+        }
+      },
+    },
+  });
+  const storeDescription = redactStoreUrl(settings.storeUrl);
+  const running = await startServer({
+    store,
+    host: settings.host,
+    port: settings.port,
+    maxBodyBytes: settings.maxBodyBytes,
+    inspector: settings.inspector
+      ? { description: `store ${storeDescription} · model ${model.description}` }
+      : false,
+  });
+  log(
+    `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'})`,
+  );
+
+  let signalled = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logError(`${signal} again: exiting now without waiting for queued updates`);
+      process.exit(1);
+    }
+    signalled = true;
+    log(`${signal}: draining (new turns refused, queued updates flushed, storage closed)`);
+    const timer = setTimeout(() => {
+      logError(`shutdown took longer than ${settings.shutdownTimeoutMs} ms: exiting`);
+      process.exit(1);
+    }, settings.shutdownTimeoutMs);
+    running.shutdown().then(
+      () => {
+        clearTimeout(timer);
+        log('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        logError(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    const detail = ContextError.isInstance(error)
+      ? `${error.code}: ${error.message}`
+      : error instanceof Error
+        ? (error.stack ?? error.message)
+        : String(error);
+    logError(`could not start: ${detail}`);
+    process.exit(1);
+  });
+}

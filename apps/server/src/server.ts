@@ -1,0 +1,80 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SessionContextStore } from '@ctx/core';
+import { serve } from '@hono/node-server';
+import { createServerApp, type ServerAppOptions } from './app.js';
+
+/** Options of {@link startServer}: the app's options plus where to listen. */
+export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining'> {
+  /** The interface to listen on. @default '127.0.0.1' */
+  host?: string;
+  /** The port; 0 picks a free one (read it back from `url`). @default 8787 */
+  port?: number;
+}
+
+/** A listening service. */
+export interface RunningServer {
+  /** Where it listens, e.g. `http://127.0.0.1:8787`. */
+  url: string;
+  /** The underlying Node HTTP server. */
+  server: Server;
+  /**
+   * Graceful shutdown, idempotent: reports not-ready and refuses new turns, stops accepting
+   * connections, waits for in-flight requests, waits for queued (`?wait=false`) updates with
+   * `store.flush()`, then closes the store's repository.
+   */
+  shutdown(): Promise<void>;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // Keep-alive connections that turn idle after close() would otherwise hold it open.
+    const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+    server.close((error) => {
+      clearInterval(sweeper);
+      if (error) reject(error);
+      else resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/**
+ * Serves {@link createServerApp} over HTTP with `@hono/node-server` and wires graceful shutdown.
+ * The caller installs signal handlers (see `main.ts`) and owns the store.
+ *
+ * @example
+ * ```ts
+ * const running = await startServer({ store, port: 0 });
+ * console.log(running.url);
+ * process.once('SIGTERM', () => void running.shutdown().then(() => process.exit(0)));
+ * ```
+ */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const store: SessionContextStore = options.store;
+  let draining = false;
+  const app = createServerApp({ ...options, isDraining: () => draining });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const created = serve(
+      { fetch: app.fetch, hostname: options.host ?? '127.0.0.1', port: options.port ?? 8787 },
+      () => resolve(created as Server),
+    ) as Server;
+    created.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    server,
+    shutdown() {
+      stopping ??= (async () => {
+        draining = true;
+        await closeServer(server);
+        await store.flush();
+        await store.repository.close();
+      })();
+      return stopping;
+    },
+  };
+}

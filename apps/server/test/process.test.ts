@@ -1,0 +1,157 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSqliteRepository } from '@ctx/store-sqlite';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SessionContextJson } from '../src/app.js';
+import {
+  chatCompletion,
+  completeStepTurn,
+  PLAN_STEPS,
+  PLAN_TURN,
+  postTurn,
+  type ServerProcess,
+  spawnServer,
+  startFakeOpenAI,
+} from './helpers.js';
+
+const directory = mkdtempSync(join(tmpdir(), 'ctx-server-'));
+const running: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((server) => server.stop('SIGKILL')));
+  rmSync(directory, { recursive: true, force: true });
+});
+
+async function start(env: Record<string, string>) {
+  const server = await spawnServer(env);
+  running.push(server);
+  return server;
+}
+
+describe('node dist/main.js', () => {
+  it('serves the API from the environment and exits 0 on SIGTERM with the data on disk', async () => {
+    const file = join(directory, 'nested', 'basic.db');
+    const server = await start({
+      CTX_STORE_URL: `sqlite:${file}`,
+      CTX_MODEL: 'extractive',
+      CTX_PLANNING: '1',
+    });
+    expect(server.output()).toContain('model: extractive');
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    expect((await postTurn(server.url, 'p1', 'alice', PLAN_TURN)).status).toBe(200);
+    expect((await postTurn(server.url, 'p1', 'alice', completeStepTurn(1))).status).toBe(200);
+    const read = await fetch(`${server.url}/v1/sessions/p1/context`);
+    const { context } = (await read.json()) as { context: SessionContextJson };
+    expect(context).toMatchObject({ version: 2, plan: PLAN_STEPS, progress: [PLAN_STEPS[0]] });
+
+    expect(await server.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(server.output()).toContain('stopped');
+    const repository = createSqliteRepository({ filename: file });
+    try {
+      expect(await repository.get('p1')).toMatchObject({ version: 2, userId: 'alice' });
+    } finally {
+      await repository.close();
+    }
+  });
+
+  it('flushes a queued (?wait=false) update on SIGTERM before exiting', async () => {
+    const file = join(directory, 'flush.db');
+    let answeredAt = 0;
+    const model = await startFakeOpenAI(() => {
+      setTimeout(() => {
+        answeredAt = Date.now();
+      }, 1500);
+      return {
+        delayMs: 1500,
+        body: chatCompletion({ summary: 'The user asked how to name REST endpoints.' }),
+      };
+    });
+    try {
+      const server = await start({
+        CTX_STORE_URL: `sqlite:${file}`,
+        CTX_MODEL: 'openai:test-model',
+        OPENAI_BASE_URL: model.baseURL,
+        OPENAI_API_KEY: 'test-key',
+      });
+      const response = await postTurn(
+        server.url,
+        'queued',
+        'alice',
+        [{ role: 'user', content: 'How should I name REST endpoints?' }],
+        { wait: false },
+      );
+      expect(response.status).toBe(202);
+      const signalledAt = Date.now();
+      const exit = await server.stop('SIGTERM');
+      const exitedAt = Date.now();
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(model.requests).toHaveLength(1);
+      expect(answeredAt).toBeGreaterThan(signalledAt);
+      expect(exitedAt).toBeGreaterThanOrEqual(answeredAt);
+
+      const repository = createSqliteRepository({ filename: file });
+      try {
+        expect(await repository.get('queued')).toMatchObject({
+          version: 1,
+          userId: 'alice',
+          summary: 'The user asked how to name REST endpoints.',
+        });
+      } finally {
+        await repository.close();
+      }
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('exits 1 when the shutdown takes longer than CTX_SHUTDOWN_TIMEOUT_MS', async () => {
+    const model = await startFakeOpenAI(() => ({
+      delayMs: 10_000,
+      body: chatCompletion({ summary: 'never in time' }),
+    }));
+    try {
+      const server = await start({
+        CTX_STORE_URL: `sqlite:${join(directory, 'timeout.db')}`,
+        CTX_MODEL: 'openai:test-model',
+        OPENAI_BASE_URL: model.baseURL,
+        OPENAI_API_KEY: 'test-key',
+        CTX_SHUTDOWN_TIMEOUT_MS: '500',
+      });
+      const response = await postTurn(
+        server.url,
+        'stuck',
+        'alice',
+        [{ role: 'user', content: 'Summarise our API design.' }],
+        { wait: false },
+      );
+      expect(response.status).toBe(202);
+      const exit = await server.stop('SIGTERM');
+      expect(exit.code).toBe(1);
+      expect(server.output()).toContain('shutdown took longer than 500 ms');
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('starts while the storage is down and reports it on /readyz (503)', async () => {
+    const server = await start({ CTX_STORE_URL: 'redis://127.0.0.1:1', CTX_MODEL: 'extractive' });
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const response = await fetch(`${server.url}/readyz`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({
+      status: 'unavailable',
+      error: { code: 'STORAGE_UNAVAILABLE' },
+    });
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('refuses to start with a clear message when the environment is invalid', async () => {
+    await expect(
+      spawnServer({ PORT: 'eighty', CTX_STORE_URL: 'ftp://example.com/db' }),
+    ).rejects.toThrow(/exited with code 1[\s\S]*INVALID_CONFIG[\s\S]*PORT/);
+    await expect(
+      spawnServer({ PORT: '0', CTX_STORE_URL: 'ftp://example.com/db', CTX_MODEL: 'extractive' }),
+    ).rejects.toThrow(/exited with code 1[\s\S]*Unsupported store URL/);
+  });
+});
