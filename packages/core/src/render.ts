@@ -1,3 +1,4 @@
+import { ValidationError } from './errors.js';
 import type { SessionContext } from './schema.js';
 import { neutralizeTags, SESSION_CONTEXT_TAG, toSingleLine } from './text.js';
 
@@ -87,7 +88,11 @@ export function renderSessionContext(
   const { maxChars } = options;
   if (maxChars !== undefined) {
     if (!Number.isInteger(maxChars) || maxChars < MIN_RENDER_CHARS) {
-      throw new RangeError(`maxChars must be an integer of at least ${MIN_RENDER_CHARS}`);
+      throw new ValidationError(
+        'INVALID_INPUT',
+        `Invalid render options: maxChars must be an integer of at least ${MIN_RENDER_CHARS}`,
+        { issues: [{ path: 'maxChars', message: `must be an integer ≥ ${MIN_RENDER_CHARS}` }] },
+      );
     }
     const room = maxChars - OPEN.length - CLOSE.length - 2;
     if (body.length > room) {

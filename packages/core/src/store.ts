@@ -49,8 +49,9 @@ export interface BackgroundConfig {
   /** Upper bound of the retry delay (a provider's `retry-after` is honoured up to it). @default 30000 */
   maxDelayMs?: number;
   /**
-   * Messages kept per session while updates fail (carried into the next update). The oldest are
-   * dropped first, with a `messages-dropped` event. @default 200
+   * Messages kept per session for background updates: turns queued behind a running update, and
+   * turns carried over after failed ones. The oldest are dropped first, with a `messages-dropped`
+   * event. @default 200
    */
   maxCarriedMessages?: number;
 }
@@ -61,7 +62,10 @@ export interface SessionContextConfig {
   enablePlanning?: boolean;
   /** Extra instructions for the extractor (domain hints, what to keep). */
   instructions?: string;
-  /** When to extract. `always`: after every turn with new user or assistant content. @default 'always' */
+  /**
+   * When to extract. `always` (the only mode today; the option is reserved for others): after every
+   * turn with new user or assistant content. @default 'always'
+   */
   mode?: UpdateMode;
   /** Re-read, re-extract and retry this many times after a version conflict. @default 3 */
   maxConflictRetries?: number;
@@ -190,15 +194,15 @@ interface SessionQueue {
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted || ms <= 0) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 
 function toContextError(error: unknown, fallback: 'extraction' | 'storage'): ContextError {
@@ -366,7 +370,7 @@ export class SessionContextStore {
     this.#trimPending(parsed.sessionId, queue.pending);
     if (!queue.running) {
       queue.running = true;
-      void this.#exclusive(parsed.sessionId, () => this.#drain(parsed.sessionId, queue));
+      void this.#drain(parsed.sessionId, queue);
     }
   }
 
@@ -385,10 +389,7 @@ export class SessionContextStore {
   /** Number of messages carried over from failed background updates, per session. */
   carriedMessages(): Map<string, number> {
     return new Map(
-      [...this.#carried].map(([sessionId, turns]) => [
-        sessionId,
-        turns.reduce((count, turn) => count + turn.messages.length, 0),
-      ]),
+      [...this.#carried.keys()].map((sessionId) => [sessionId, this.#countCarried(sessionId)]),
     );
   }
 
@@ -582,6 +583,9 @@ export class SessionContextStore {
           },
         );
       }
+      if (callerSignal?.aborted && !ContextError.isInstance(error)) {
+        throw new ExtractionError('aborted', 'The extraction was aborted', { cause: error });
+      }
       throw toContextError(error, 'extraction');
     }
   }
@@ -592,9 +596,7 @@ export class SessionContextStore {
         const first = queue.pending[0] as PendingTurn;
         const batchSize = queue.pending.findIndex((turn) => turn.userId !== first.userId);
         const batch = queue.pending.splice(0, batchSize === -1 ? queue.pending.length : batchSize);
-        const carried = this.#carriedFor(sessionId, first.userId);
-        this.#dropCarried(sessionId, carried);
-        await this.#runWithRetries(sessionId, [...carried, ...batch]);
+        await this.#runWithRetries(sessionId, first.userId, batch);
       }
     } finally {
       queue.running = false;
@@ -606,59 +608,79 @@ export class SessionContextStore {
     }
   }
 
-  async #runWithRetries(sessionId: string, turns: PendingTurn[]): Promise<void> {
-    const userId = turns[turns.length - 1]?.userId;
-    const messages = turns.flatMap((turn) => turn.messages);
+  // The session's lock is held for one attempt at a time, never across a backoff, so a direct
+  // update or delete of the session does not wait for a model outage to end. Between attempts the
+  // turns wait in the carry-over, where a direct update by the same caller picks them up.
+  async #runWithRetries(
+    sessionId: string,
+    userId: string | undefined,
+    batch: PendingTurn[],
+  ): Promise<void> {
     const started = performance.now();
+    let fresh = batch;
     for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.#run(sessionId, userId, messages, true, undefined);
-        return;
-      } catch (error) {
-        const failure = toContextError(error, 'storage');
-        const willRetry = isRetryableError(failure) && attempt < this.#background.maxAttempts;
-        const rejected = failure.code === 'OWNERSHIP_MISMATCH' || failure.code === 'INVALID_INPUT';
-        let retryInMs: number | undefined;
-        if (willRetry) {
-          const backoff = this.#background.initialDelayMs * 2 ** (attempt - 1);
-          const hinted = ExtractionError.isInstance(failure) ? (failure.retryAfterMs ?? 0) : 0;
-          retryInMs = Math.min(this.#background.maxDelayMs, Math.max(backoff, hinted));
-        } else if (!rejected) {
-          this.#carry(sessionId, turns);
+      const outcome = await this.#exclusive(sessionId, async () => {
+        const carried = this.#carriedFor(sessionId, userId);
+        this.#dropCarried(sessionId, carried);
+        const turns = [...carried, ...fresh];
+        fresh = [];
+        if (turns.length === 0) return { turns, failure: undefined };
+        try {
+          await this.#run(
+            sessionId,
+            userId,
+            turns.flatMap((turn) => turn.messages),
+            true,
+            undefined,
+          );
+          return { turns, failure: undefined };
+        } catch (error) {
+          return { turns, failure: toContextError(error, 'storage') };
         }
-        const carriedMessages = (this.#carried.get(sessionId) ?? []).reduce(
-          (count, turn) => count + turn.messages.length,
-          0,
-        );
-        this.#emit({
-          type: 'failed',
-          sessionId,
-          error: failure,
-          durationMs: performance.now() - started,
-          background: true,
-          attempt,
-          willRetry,
-          ...(retryInMs === undefined ? {} : { retryInMs }),
-          carriedMessages,
-        });
-        if (!willRetry) {
-          if (rejected) {
-            this.#emit({
-              type: 'messages-dropped',
-              sessionId,
-              count: messages.length,
-              reason: 'rejected',
-            });
-          } else if (!this.config.onEvent) {
-            console.warn(
-              `[ctx] background update of session "${sessionId}" failed (${failure.code}): ${failure.message}; ${carriedMessages} message(s) carried into its next update`,
-            );
-          }
-          return;
-        }
-        await sleep(retryInMs ?? 0, this.#flushing.signal);
+      });
+      const { turns, failure } = outcome;
+      if (!failure) return;
+      const willRetry = isRetryableError(failure) && attempt < this.#background.maxAttempts;
+      const rejected = failure.code === 'OWNERSHIP_MISMATCH' || failure.code === 'INVALID_INPUT';
+      let retryInMs: number | undefined;
+      if (willRetry) {
+        const backoff = this.#background.initialDelayMs * 2 ** (attempt - 1);
+        const hinted = ExtractionError.isInstance(failure) ? (failure.retryAfterMs ?? 0) : 0;
+        retryInMs = Math.min(this.#background.maxDelayMs, Math.max(backoff, hinted));
       }
+      if (!rejected) this.#carry(sessionId, turns);
+      const carriedMessages = this.#countCarried(sessionId);
+      this.#emit({
+        type: 'failed',
+        sessionId,
+        error: failure,
+        durationMs: performance.now() - started,
+        background: true,
+        attempt,
+        willRetry,
+        ...(retryInMs === undefined ? {} : { retryInMs }),
+        carriedMessages,
+      });
+      if (!willRetry) {
+        if (rejected) {
+          const count = turns.reduce((total, turn) => total + turn.messages.length, 0);
+          this.#emit({ type: 'messages-dropped', sessionId, count, reason: 'rejected' });
+        } else if (!this.config.onEvent) {
+          console.warn(
+            `[ctx] background update of session "${sessionId}" failed (${failure.code}): ${failure.message}; ${carriedMessages} message(s) carried into its next update`,
+          );
+        }
+        return;
+      }
+      await sleep(retryInMs ?? 0, this.#flushing.signal);
     }
+  }
+
+  #countCarried(sessionId: string): number {
+    return (this.#carried.get(sessionId) ?? []).reduce(
+      (count, turn) => count + turn.messages.length,
+      0,
+    );
   }
 
   // Carried turns only ever join an update by the same caller: another user's messages must not

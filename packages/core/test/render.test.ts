@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ContextError,
   formatSessionContext,
   injectSessionContext,
   isWellFormedText,
@@ -137,9 +138,13 @@ describe('renderSessionContext', () => {
   });
 
   it('rejects a budget below the minimum', () => {
-    expect(() => renderSessionContext(snapshot({ summary: 'x' }), { maxChars: 10 })).toThrow(
-      RangeError,
-    );
+    let error: unknown;
+    try {
+      renderSessionContext(snapshot({ summary: 'x' }), { maxChars: 10 });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(ContextError.hasCode(error, 'INVALID_INPUT')).toBe(true);
   });
 });
 

@@ -360,6 +360,28 @@ describe('failures leave the stored snapshot untouched', () => {
     expect(await store.get('s')).toBeNull();
   });
 
+  it('a caller abort of an extractor that throws untyped errors is reported as aborted', async () => {
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor: {
+        extract: (_request, options) =>
+          new Promise((_resolve, reject) => {
+            options?.signal?.addEventListener('abort', () =>
+              reject(new DOMException('This operation was aborted', 'AbortError')),
+            );
+          }),
+      },
+    });
+    const controller = new AbortController();
+    const pending = store.update(
+      { sessionId: 's', messages: [user('x')] },
+      { signal: controller.signal },
+    );
+    setTimeout(() => controller.abort(), 20);
+    const error = await pending.catch((caught: unknown) => caught);
+    expect(ExtractionError.isInstance(error) && error.reason).toBe('aborted');
+  });
+
   it('a caller abort stops the update', async () => {
     const store = new SessionContextStore({
       repository: createMemoryRepository(),
@@ -527,6 +549,28 @@ describe('background mode', () => {
     expect(store.carriedMessages().size).toBe(0);
   });
 
+  it('does not hold the session while a background update waits to retry', async () => {
+    const extractor = createScriptedExtractor({
+      replies: [new ExtractionError('server_error', 'down')],
+      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
+    });
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor,
+      config: { background: { initialDelayMs: 60_000, maxDelayMs: 60_000 }, onEvent: () => {} },
+    });
+    store.schedule({ sessionId: 's', messages: [user('queued turn')] });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(store.carriedMessages().get('s')).toBe(1);
+    const started = Date.now();
+    const result = await store.update({ sessionId: 's', messages: [user('direct turn')] });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result.context?.summary).toBe('queued turn direct turn');
+    await store.flush();
+    expect(extractor.requests).toHaveLength(2);
+    expect((await store.get('s'))?.version).toBe(1);
+  });
+
   it("never carries one user's messages into another user's update", async () => {
     const extractor = createScriptedExtractor({
       replies: [new ExtractionError('server_error', 'down')],
@@ -651,6 +695,7 @@ describe('prompt helpers', () => {
     expect(await store.buildSystemPrompt('s', 'Base.')).toBe(
       'Base.\n\n<session_context>\nSummary: Working on X.\n</session_context>',
     );
+    expect(await codeOf(store.render('s', { maxChars: 3 }))).toBe('INVALID_INPUT');
     const lines: string[] = [];
     const printed = await store.print('s', { log: (text) => lines.push(text) });
     expect(lines).toEqual([printed]);

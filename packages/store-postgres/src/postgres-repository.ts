@@ -184,6 +184,37 @@ function discardConnection(queryRunner: QueryRunner, error: unknown): void {
   if (typeof release === 'function') release.call(queryRunner, error);
 }
 
+/** The part of a `pg` pool (TypeORM's `driver.master`) and its clients that `queryPool` uses. */
+interface PgPool {
+  connect(): Promise<PgPoolClient>;
+}
+interface PgPoolClient {
+  query(
+    sql: string,
+    params: unknown[],
+  ): Promise<{ rows?: Array<Record<string, unknown>>; rowCount?: number | null }>;
+  release(error?: unknown): void;
+}
+
+/**
+ * One query on a connection of the repository's own pool, without TypeORM's query runner: for a
+ * DataSource nobody else sees (no logging, no subscribers) the runner adds nothing but costs about
+ * a tenth of a `get`. A broken connection is released with its error, so the pool destroys it.
+ */
+async function queryPool(pool: PgPool, sql: string, params: unknown[]): Promise<QueryOutcome> {
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    const result = await client.query(sql, params);
+    return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
+  } catch (error) {
+    if (isBrokenConnectionError(error)) broken = error;
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
 class PostgresContextRepository implements PostgresRepository {
   readonly capabilities: RepositoryCapabilities;
   readonly schema: string;
@@ -451,6 +482,10 @@ class PostgresContextRepository implements PostgresRepository {
   }
 
   private async query(sql: string, params: unknown[]): Promise<QueryOutcome> {
+    const pool = this.ownsDataSource
+      ? (this.dataSource.driver as unknown as { master?: PgPool }).master
+      : undefined;
+    if (typeof pool?.connect === 'function') return queryPool(pool, sql, params);
     const queryRunner = this.dataSource.createQueryRunner('master');
     try {
       const result = await queryRunner.query(sql, params, true);

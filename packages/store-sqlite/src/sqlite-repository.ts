@@ -125,6 +125,13 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 const MAX_HISTORY_LIMIT = 10_000;
 
+// Ids of 1–256 code units with no control character and no surrogate are valid session ids by
+// construction; they skip the schema parse on the hot path. Anything else (emoji included) takes
+// core's full validation, with its error message.
+const PLAIN_SESSION_ID = /^[^\u0000-\u001f\u007f\ud800-\udfff]{1,256}$/;
+const isPlainSessionId = (sessionId: unknown): boolean =>
+  typeof sessionId === 'string' && PLAIN_SESSION_ID.test(sessionId);
+
 function invalidConfig(path: string, message: string): ValidationError {
   return new ValidationError(
     'INVALID_CONFIG',
@@ -346,10 +353,10 @@ export function createSqliteRepository(options: SqliteRepositoryOptions): Sqlite
   }
 
   let closed = false;
+  const closedError = (action: string) =>
+    new StorageError('CLOSED', `The SQLite repository is closed: cannot ${action}`);
   const execute = <T>(action: string, body: () => T): T => {
-    if (closed) {
-      throw new StorageError('CLOSED', `The SQLite repository is closed: cannot ${action}`);
-    }
+    if (closed) throw closedError(action);
     try {
       return body();
     } catch (error) {
@@ -400,11 +407,14 @@ export function createSqliteRepository(options: SqliteRepositoryOptions): Sqlite
     tableName,
 
     async get(sessionId: string) {
-      return execute('get a session', () => {
-        assertValidSessionId(sessionId);
+      if (closed) throw closedError('get a session');
+      try {
+        if (!isPlainSessionId(sessionId)) assertValidSessionId(sessionId);
         const row = statements.get.get(sessionId, now()) as SnapshotRow | undefined;
         return row ? fromRow(row) : null;
-      });
+      } catch (error) {
+        throw toStorageError(error, 'get a session');
+      }
     },
 
     async save(snapshot: SessionContext, saveOptions: SaveOptions) {

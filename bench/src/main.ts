@@ -1,0 +1,70 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DATABASE_STORES, type DatabaseStore } from './backends.js';
+import { runBenchmarks, SECTIONS, type Section } from './bench.js';
+import { formatMarkdown } from './markdown.js';
+import { formatReport } from './report.js';
+
+const USAGE = `Usage: node dist/main.js [--quick] [--stores sqlite,postgres,redis] [--sections ${SECTIONS.join(',')}] [--out file.json]
+
+  --quick      fewer, shorter rounds (smoke test); writes results/quick.json unless --out is given
+  --stores     database stores to run (default: all three)
+  --sections   sections to run (default: all)
+  --out        where to write the JSON (default: results/latest.json, or results/quick.json with
+               --quick); the same tables in Markdown go next to it (.md)
+
+Services: CTX_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
+          CTX_REDIS_URL (default redis://127.0.0.1:6379).`;
+
+function parseList<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  flag: string,
+) {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((item) => item.trim());
+  for (const item of items) {
+    if (!allowed.includes(item as T)) {
+      throw new Error(`Unknown ${flag} value "${item}": expected ${allowed.join(', ')}`);
+    }
+  }
+  return items as T[];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      stores: { type: 'string' },
+      sections: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  const out = resolve(
+    values.out ?? resolve(packageRoot, 'results', values.quick ? 'quick.json' : 'latest.json'),
+  );
+  const results = await runBenchmarks({
+    quick: values.quick,
+    stores: parseList<DatabaseStore>(values.stores, DATABASE_STORES, '--stores'),
+    sections: parseList<Section>(values.sections, SECTIONS, '--sections'),
+  });
+  console.log(formatReport(results));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  const markdown = `${out.replace(/\.json$/, '')}.md`;
+  writeFileSync(markdown, formatMarkdown(results));
+  console.log(`\nJSON written to ${out}, Markdown tables to ${markdown}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exitCode = 1;
+});
