@@ -539,6 +539,11 @@ export class SessionContextStore {
           expectedVersion: error.expectedVersion,
           currentVersion: error.currentVersion,
         });
+        // Writers that collided would collide again if they retried in lockstep: wait a random,
+        // growing moment (at most 100 ms) first.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * Math.min(100, 2 ** (attempt + 1))),
+        );
       }
     }
   }
