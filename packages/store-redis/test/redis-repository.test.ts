@@ -1,6 +1,7 @@
 import {
   ContextError,
   compareForList,
+  LIMITS,
   type SessionContext,
   type StorageError,
   VersionConflictError,
@@ -132,8 +133,14 @@ describe('list index', () => {
     const repository = open();
     const userId = randomId('user');
     const times = [
-      -8_640_000_000_000_000, -1_000_000, -1, 0, 1, 1_000_000, 1_735_787_045_678,
-      8_640_000_000_000_000,
+      LIMITS.minTimestamp,
+      -1_000_000,
+      -1,
+      0,
+      1,
+      1_000_000,
+      1_735_787_045_678,
+      LIMITS.maxTimestamp,
     ];
     const snapshots = times.flatMap((time) =>
       ['a', 'b'].map((suffix) =>
