@@ -1,4 +1,4 @@
-import { ValidationError, type ValidationIssue } from '@ctx/core';
+import { LIMITS, ValidationError, type ValidationIssue } from '@ctx/core';
 
 /** The URL schemes {@link parseStoreUrl} understands. */
 export const STORE_URL_SCHEMES = [
@@ -84,7 +84,6 @@ const DURATION_UNITS: Record<string, number> = {
   h: 3_600_000,
   d: 86_400_000,
 };
-const MAX_HISTORY_LIMIT = 10_000;
 const SUPPORTED =
   'memory:, sqlite:<file>, postgres://… (or postgresql://…), redis://… (or rediss://…)';
 
@@ -195,10 +194,10 @@ function readParameters(
       }
       case 'history': {
         const limit = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-        if (!(Number.isSafeInteger(limit) && limit <= MAX_HISTORY_LIMIT)) {
+        if (!(Number.isSafeInteger(limit) && limit <= LIMITS.historyMaxVersions)) {
           issues.push({
             path: 'history',
-            message: `"${value}" is not a whole number from 0 to ${MAX_HISTORY_LIMIT}`,
+            message: `"${value}" is not a whole number from 0 to ${LIMITS.historyMaxVersions}`,
           });
         } else options.historyLimit = limit;
         break;

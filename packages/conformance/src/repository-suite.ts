@@ -838,18 +838,21 @@ export function describeContextRepository(harness: RepositoryHarness): void {
         });
 
         test('a write refreshes the expiry', async () => {
-          const repository = await openTtl();
+          // A longer TTL than the other tests: every check has half a second of slack on each
+          // side, so a loaded machine's late timers cannot flip the outcome.
+          const ttlMs = TTL_MS * 2;
+          const repository = await open({ ttlMs });
           const first = await create(repository, makeSnapshot());
-          await sleep(TTL_MS * 0.6);
+          await sleep(ttlMs * 0.5);
           const second = nextVersion(first);
           await repository.save(second, { expectedVersion: 1 });
-          await sleep(TTL_MS * 0.6);
+          await sleep(ttlMs * 0.75);
           expectSameSnapshot(
             await repository.get(first.sessionId),
             second,
             'a session written again before it expired',
           );
-          await sleep(TTL_MS * 0.4 + ttlSlackMs);
+          await sleep(ttlMs * 0.25 + ttlSlackMs + 500);
           expect(await repository.get(first.sessionId)).toBeNull();
         });
 
@@ -862,12 +865,14 @@ export function describeContextRepository(harness: RepositoryHarness): void {
 
           const purged = await repository.purgeExpired?.();
           expect(Number.isInteger(purged), 'purgeExpired() returns a count').toBe(true);
-          expect(purged).toBeGreaterThanOrEqual(0);
+          expect(purged, 'purgeExpired() counts the sessions it removed').toBeGreaterThanOrEqual(
+            expired.length,
+          );
           for (const snapshot of expired) {
             await expectStored(repository, null, snapshot.sessionId);
           }
           await expectStored(repository, live);
-          expect(await repository.purgeExpired?.()).toBeGreaterThanOrEqual(0);
+          expect(Number.isInteger(await repository.purgeExpired?.())).toBe(true);
         });
       });
     }

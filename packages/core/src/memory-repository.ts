@@ -11,7 +11,7 @@ import {
   type SaveOptions,
   toListPage,
 } from './repository.js';
-import { assertValidSessionId, type SessionContext } from './schema.js';
+import { assertValidSessionId, LIMITS, type SessionContext } from './schema.js';
 
 /** Options of {@link createMemoryRepository}. */
 export interface MemoryRepositoryOptions {
@@ -50,8 +50,17 @@ export function createMemoryRepository(options: MemoryRepositoryOptions = {}): C
   if (ttlMs !== undefined && !(Number.isInteger(ttlMs) && ttlMs > 0)) {
     throw new ValidationError('INVALID_CONFIG', 'ttlMs must be a positive integer (milliseconds)');
   }
-  if (!(Number.isInteger(historyLimit) && historyLimit >= 0)) {
-    throw new ValidationError('INVALID_CONFIG', 'historyLimit must be a non-negative integer');
+  if (
+    !(
+      Number.isInteger(historyLimit) &&
+      historyLimit >= 0 &&
+      historyLimit <= LIMITS.historyMaxVersions
+    )
+  ) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `historyLimit must be an integer from 0 to ${LIMITS.historyMaxVersions}`,
+    );
   }
   const entries = new Map<string, Entry>();
   let closed = false;

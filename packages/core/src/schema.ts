@@ -20,6 +20,8 @@ export const LIMITS = {
   messageMaxLength: 1_000_000,
   /** Messages given to one `update`: up to 1 000. */
   messagesMaxCount: 1_000,
+  /** Versions a repository with the history capability may keep per session: up to 10 000. */
+  historyMaxVersions: 10_000,
   /** Earliest storable `createdAt`/`updatedAt`: 0001-01-01T00:00:00.000Z (epoch ms). */
   minTimestamp: -62_135_596_800_000,
   /** Latest storable `createdAt`/`updatedAt`: 9999-12-31T23:59:59.999Z (epoch ms). */

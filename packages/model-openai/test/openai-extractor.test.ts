@@ -512,7 +512,8 @@ describe('network, timeout and abort', () => {
       extractor({ timeoutMs: 600, maxRetries: 4 }).extract(planningRequest),
     );
     expect(error.reason).toBe('timeout');
-    expect(Date.now() - started).toBeLessThan(950);
+    // Unbounded, the four 250 ms retry waits alone would pass 1 s and then succeed.
+    expect(Date.now() - started).toBeLessThan(2_500);
     expect(server.requests().length).toBeLessThan(5);
   });
 

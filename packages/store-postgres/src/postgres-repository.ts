@@ -2,6 +2,7 @@ import {
   assertValidSave,
   assertValidSessionId,
   type ContextRepository,
+  LIMITS,
   type ListPage,
   type ListQuery,
   normalizeListQuery,
@@ -244,8 +245,15 @@ class PostgresContextRepository implements PostgresRepository {
     this.tableName = this.names.table;
     this.ttlMs = positiveInteger(options.ttlMs, 'ttlMs');
     const historyLimit = options.historyLimit ?? 0;
-    if (!Number.isSafeInteger(historyLimit) || historyLimit < 0) {
-      throw configError('historyLimit', `expected a non-negative integer, got ${historyLimit}`);
+    if (
+      !Number.isSafeInteger(historyLimit) ||
+      historyLimit < 0 ||
+      historyLimit > LIMITS.historyMaxVersions
+    ) {
+      throw configError(
+        'historyLimit',
+        `expected an integer from 0 to ${LIMITS.historyMaxVersions}, got ${historyLimit}`,
+      );
     }
     this.historyLimit = historyLimit;
     this.autoMigrate = options.autoMigrate ?? false;

@@ -3,6 +3,7 @@ import {
   assertValidSessionId,
   type ContextRepository,
   cloneSnapshot,
+  LIMITS,
   type ListPage,
   type ListQuery,
   normalizeListQuery,
@@ -123,7 +124,6 @@ export interface RedisRepository extends ContextRepository {
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
-const MAX_HISTORY_LIMIT = 10_000;
 /** Index entries one list script call may examine, so a backlog of expired entries never blocks the server for long. */
 const LIST_SCAN_BUDGET = 2_000;
 const PURGE_BATCH = 500;
@@ -200,8 +200,17 @@ function resolveOptions(options: RedisRepositoryOptions): ResolvedOptions {
   if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
     throw invalidConfig('ttlMs', 'expected a positive integer (milliseconds)');
   }
-  if (!(Number.isInteger(historyLimit) && historyLimit >= 0 && historyLimit <= MAX_HISTORY_LIMIT)) {
-    throw invalidConfig('historyLimit', `expected an integer from 0 to ${MAX_HISTORY_LIMIT}`);
+  if (
+    !(
+      Number.isInteger(historyLimit) &&
+      historyLimit >= 0 &&
+      historyLimit <= LIMITS.historyMaxVersions
+    )
+  ) {
+    throw invalidConfig(
+      'historyLimit',
+      `expected an integer from 0 to ${LIMITS.historyMaxVersions}`,
+    );
   }
   assertTimeout('connectTimeoutMs', connectTimeoutMs);
   assertTimeout('commandTimeoutMs', commandTimeoutMs);

@@ -270,11 +270,12 @@ describe('ttl', () => {
   });
 
   it('a session saved again before it expires keeps living, and purge leaves it alone', async () => {
-    const repository = open({ ttlMs: 400 });
+    // Past the first expiry by 400 ms, 800 ms before the refreshed one: room for slow timers.
+    const repository = open({ ttlMs: 2_000 });
     const first = await repository.save(makeSnapshot(), { expectedVersion: null });
-    await sleep(250);
+    await sleep(1_200);
     const second = await repository.save(nextVersion(first), { expectedVersion: 1 });
-    await sleep(250);
+    await sleep(1_200);
     expect(await repository.purgeExpired?.()).toBe(0);
     expect((await repository.get(first.sessionId))?.version).toBe(second.version);
   });

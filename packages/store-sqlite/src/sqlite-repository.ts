@@ -5,6 +5,7 @@ import {
   assertValidSessionId,
   type ContextRepository,
   cloneSnapshot,
+  LIMITS,
   type ListPage,
   type ListQuery,
   normalizeListQuery,
@@ -123,7 +124,6 @@ interface ResolvedOptions {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
-const MAX_HISTORY_LIMIT = 10_000;
 
 // Ids of 1–256 code units with no control character and no surrogate are valid session ids by
 // construction; they skip the schema parse on the hot path. Anything else (emoji included) takes
@@ -161,8 +161,17 @@ function resolveOptions(options: SqliteRepositoryOptions): ResolvedOptions {
   if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
     throw invalidConfig('ttlMs', 'expected a positive integer (milliseconds)');
   }
-  if (!(Number.isInteger(historyLimit) && historyLimit >= 0 && historyLimit <= MAX_HISTORY_LIMIT)) {
-    throw invalidConfig('historyLimit', `expected an integer from 0 to ${MAX_HISTORY_LIMIT}`);
+  if (
+    !(
+      Number.isInteger(historyLimit) &&
+      historyLimit >= 0 &&
+      historyLimit <= LIMITS.historyMaxVersions
+    )
+  ) {
+    throw invalidConfig(
+      'historyLimit',
+      `expected an integer from 0 to ${LIMITS.historyMaxVersions}`,
+    );
   }
   if (
     busyTimeoutMs !== undefined &&
