@@ -37,15 +37,22 @@ export async function main(env: Record<string, string | undefined> = process.env
     },
   });
   const storeDescription = redactStoreUrl(settings.storeUrl);
-  const running = await startServer({
-    store,
-    host: settings.host,
-    port: settings.port,
-    maxBodyBytes: settings.maxBodyBytes,
-    inspector: settings.inspector
-      ? { description: `store ${storeDescription} · model ${model.description}` }
-      : false,
-  });
+  let running: Awaited<ReturnType<typeof startServer>>;
+  try {
+    running = await startServer({
+      store,
+      host: settings.host,
+      port: settings.port,
+      maxBodyBytes: settings.maxBodyBytes,
+      inspector: settings.inspector
+        ? { description: `store ${storeDescription} · model ${model.description}` }
+        : false,
+    });
+  } catch (error) {
+    // The port may be taken: release the storage connection we opened before giving up.
+    await repository.close();
+    throw error;
+  }
   log(
     `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'})`,
   );

@@ -1,5 +1,6 @@
 import { ExtractionError, ValidationError } from './errors.js';
 import type { ContextExtractor, ExtractionRequest, ExtractionResult } from './extraction.js';
+import { stepKey } from './policy.js';
 import {
   type ContextDraft,
   ContextDraftSchema,
@@ -688,8 +689,6 @@ function completedIndexes(sentence: string, plan: readonly string[]): number[] {
   }
   return [];
 }
-
-const stepKey = (step: string) => step.replace(/\s+/g, ' ').trim().toLowerCase();
 
 // A statement made before the new plan was proposed refers to the plan of that moment; what it
 // completed stays completed only if the new plan still has that step.

@@ -31,7 +31,8 @@ export function messagesForExtraction(messages: readonly Message[]): Message[] {
   return messages.filter((message) => message.role !== 'system');
 }
 
-const stepKey = (step: string) => step.replace(/\s+/g, ' ').trim().toLowerCase();
+/** How plan steps are compared: case and spacing do not matter. */
+export const stepKey = (step: string) => step.replace(/\s+/g, ' ').trim().toLowerCase();
 
 function cleanSteps(steps: readonly string[] | null | undefined): string[] {
   const seen = new Set<string>();
