@@ -222,3 +222,41 @@ export function isRetryableError(error: unknown): boolean {
   if (ExtractionError.isInstance(error)) return error.retryable;
   return ContextError.hasCode(error, 'STORAGE_UNAVAILABLE');
 }
+
+/**
+ * Error codes of Node sockets and of its `fetch` (undici) that mean "the other side cannot be
+ * reached right now": refused, reset, unresolvable, unreachable, timed out, closed.
+ */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * The wait an HTTP response asks for, in milliseconds: the `retry-after-ms` header, else
+ * `retry-after` as seconds or as an HTTP date. `undefined` when neither is usable.
+ */
+export function parseRetryAfterHeaders(
+  headers: { get(name: string): string | null } | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  const milliseconds = headers?.get('retry-after-ms')?.trim();
+  if (milliseconds && /^\d+(?:\.\d+)?$/.test(milliseconds)) return Math.ceil(Number(milliseconds));
+  const value = headers?.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+(?:\.\d+)?$/.test(value)) return Math.ceil(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}

@@ -1,4 +1,4 @@
-import { ExtractionError } from '@ctx/core';
+import { ExtractionError, NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '@ctx/core';
 import { ApiError } from '@google/genai';
 
 /** The `error` object of a Google API error body (`{ error: { code, message, status, details } }`). */
@@ -28,19 +28,6 @@ export interface FailedCallContext {
 const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
 const ERROR_INFO_TYPE = 'type.googleapis.com/google.rpc.ErrorInfo';
 const INVALID_KEY_REASONS = new Set(['API_KEY_INVALID', 'API_KEY_EXPIRED', 'API_KEY_NOT_FOUND']);
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 const FETCH_TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -93,16 +80,8 @@ export function readRetryAfterMs(
   details: unknown[] | undefined,
   now: number = Date.now(),
 ): number | undefined {
-  const milliseconds = headers?.get('retry-after-ms');
-  if (milliseconds && /^\s*\d+(?:\.\d+)?\s*$/.test(milliseconds)) {
-    return Math.ceil(Number(milliseconds));
-  }
-  const retryAfter = headers?.get('retry-after')?.trim();
-  if (retryAfter) {
-    if (/^\d+(?:\.\d+)?$/.test(retryAfter)) return Math.ceil(Number(retryAfter) * 1000);
-    const date = Date.parse(retryAfter);
-    if (!Number.isNaN(date)) return Math.max(0, date - now);
-  }
+  const fromHeaders = parseRetryAfterHeaders(headers, now);
+  if (fromHeaders !== undefined) return fromHeaders;
   for (const detail of details ?? []) {
     if (isRecord(detail) && detail['@type'] === RETRY_INFO_TYPE) {
       const delay = parseDurationMs(detail.retryDelay);
@@ -241,7 +220,7 @@ export function toExtractionError(error: unknown, context: FailedCallContext): E
     );
   }
   if (
-    (code && NETWORK_CODES.has(code)) ||
+    (code && NETWORK_ERROR_CODES.has(code)) ||
     (error instanceof TypeError && /fetch failed/i.test(error.message))
   ) {
     return new ExtractionError(

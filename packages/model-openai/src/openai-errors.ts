@@ -1,4 +1,4 @@
-import { ExtractionError } from '@ctx/core';
+import { ExtractionError, parseRetryAfterHeaders } from '@ctx/core';
 import {
   APIConnectionError,
   APIConnectionTimeoutError,
@@ -39,26 +39,6 @@ function asHttpError(error: unknown): HttpErrorLike | undefined {
     return error as unknown as HttpErrorLike;
   }
   return undefined;
-}
-
-/**
- * Milliseconds the server asked us to wait: `retry-after-ms`, else `retry-after` as seconds or
- * as an HTTP date. `undefined` when absent or unreadable.
- */
-export function parseRetryAfter(
-  headers: Headers | undefined,
-  now: number = Date.now(),
-): number | undefined {
-  if (!headers) return undefined;
-  const milliseconds = headers.get('retry-after-ms');
-  if (milliseconds !== null && /^\s*\d+(?:\.\d+)?\s*$/.test(milliseconds)) {
-    return Math.round(Number(milliseconds));
-  }
-  const value = headers.get('retry-after')?.trim();
-  if (!value) return undefined;
-  if (/^\d+(?:\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 /**
@@ -128,7 +108,7 @@ function fromHttpError(http: HttpErrorLike, cause: unknown): ExtractionError {
     );
   }
   if (status === 429) {
-    const retryAfterMs = parseRetryAfter(http.headers);
+    const retryAfterMs = parseRetryAfterHeaders(http.headers);
     const quota = http.code === 'insufficient_quota';
     return new ExtractionError(
       'rate_limit',
@@ -148,7 +128,7 @@ function fromHttpError(http: HttpErrorLike, cause: unknown): ExtractionError {
     return new ExtractionError(
       'server_error',
       `The OpenAI server failed (HTTP ${status}: ${detail}); retry later`,
-      { cause, status, retryAfterMs: parseRetryAfter(http.headers) },
+      { cause, status, retryAfterMs: parseRetryAfterHeaders(http.headers) },
     );
   }
   if (status === 409) {

@@ -1,19 +1,4 @@
-import { ContextError, StorageError } from '@ctx/core';
-
-/** Node socket error codes that mean the server cannot be reached right now. */
-const NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'ENETDOWN',
-]);
+import { ContextError, NETWORK_ERROR_CODES, StorageError } from '@ctx/core';
 
 /**
  * SQLSTATE codes of a connection the server is closing or refusing: class 08 (connection
@@ -63,7 +48,7 @@ function classify(error: unknown, depth = 0): Classification {
   if (typeof error !== 'object' || error === null || depth > 4) return 'other';
   const code = codeOf(error);
   if (code !== undefined) {
-    if (NETWORK_CODES.has(code) || code.startsWith('08') || CONNECTION_SQLSTATES.has(code)) {
+    if (NETWORK_ERROR_CODES.has(code) || code.startsWith('08') || CONNECTION_SQLSTATES.has(code)) {
       return 'connection';
     }
     if (BUSY_SQLSTATES.has(code)) return 'busy';

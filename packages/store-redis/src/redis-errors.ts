@@ -1,17 +1,4 @@
-import { ContextError, StorageError } from '@ctx/core';
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-]);
+import { ContextError, NETWORK_ERROR_CODES, StorageError } from '@ctx/core';
 
 // Client-side messages of ioredis (connection gone, offline queue disabled, command timeout,
 // cluster without a reachable node) and server replies that mean "not now": a busy script, a
@@ -31,7 +18,7 @@ export function isRedisOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error.name === 'MaxRetriesPerRequestError') return true;
   const code = (error as Error & { code?: unknown }).code;
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
   return OUTAGE_MESSAGES.some((pattern) => pattern.test(error.message));
 }
 
