@@ -185,35 +185,24 @@ function discardConnection(queryRunner: QueryRunner, error: unknown): void {
   if (typeof release === 'function') release.call(queryRunner, error);
 }
 
-/** The part of a `pg` pool (TypeORM's `driver.master`) and its clients that `queryPool` uses. */
+/** The part of a `pg` pool (TypeORM's `driver.master`) that `queryPool` uses. */
 interface PgPool {
-  connect(): Promise<PgPoolClient>;
-}
-interface PgPoolClient {
   query(
     sql: string,
     params: unknown[],
   ): Promise<{ rows?: Array<Record<string, unknown>>; rowCount?: number | null }>;
-  release(error?: unknown): void;
 }
 
 /**
- * One query on a connection of the repository's own pool, without TypeORM's query runner: for a
- * DataSource nobody else sees (no logging, no subscribers) the runner adds nothing but costs about
- * a tenth of a `get`. A broken connection is released with its error, so the pool destroys it.
+ * One query on the repository's own pool, without TypeORM's query runner: for a DataSource nobody
+ * else sees (no logging, no subscribers) the runner adds nothing but costs about a tenth of a
+ * `get`. `pool.query` listens for errors on the connection while it holds it (a server shutting
+ * down mid-call would otherwise raise an unhandled 'error' event) and destroys a connection that
+ * failed instead of handing it out again.
  */
 async function queryPool(pool: PgPool, sql: string, params: unknown[]): Promise<QueryOutcome> {
-  const client = await pool.connect();
-  let broken: unknown;
-  try {
-    const result = await client.query(sql, params);
-    return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
-  } catch (error) {
-    if (isBrokenConnectionError(error)) broken = error;
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+  const result = await pool.query(sql, params);
+  return { rows: result.rows ?? [], rowCount: result.rowCount ?? 0 };
 }
 
 class PostgresContextRepository implements PostgresRepository {
@@ -493,7 +482,7 @@ class PostgresContextRepository implements PostgresRepository {
     const pool = this.ownsDataSource
       ? (this.dataSource.driver as unknown as { master?: PgPool }).master
       : undefined;
-    if (typeof pool?.connect === 'function') return queryPool(pool, sql, params);
+    if (typeof pool?.query === 'function') return queryPool(pool, sql, params);
     const queryRunner = this.dataSource.createQueryRunner('master');
     try {
       const result = await queryRunner.query(sql, params, true);
