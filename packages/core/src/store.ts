@@ -189,6 +189,8 @@ interface PendingTurn {
 interface SessionQueue {
   pending: PendingTurn[];
   running: boolean;
+  /** Grows when the session is deleted: turns taken before that are dropped, not written. */
+  generation: number;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -363,7 +365,7 @@ export class SessionContextStore {
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
     let queue = this.#queues.get(parsed.sessionId);
     if (!queue) {
-      queue = { pending: [], running: false };
+      queue = { pending: [], running: false, generation: 0 };
       this.#queues.set(parsed.sessionId, queue);
     }
     queue.pending.push({ userId: parsed.userId, messages: parsed.messages });
@@ -437,7 +439,13 @@ export class SessionContextStore {
     const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
     return this.#exclusive(sessionId, async () => {
       if (userId !== undefined) this.#assertOwner(await this.#read(sessionId), userId, sessionId);
+      // Scheduled turns of a deleted session must not bring it back.
       this.#carried.delete(sessionId);
+      const queue = this.#queues.get(sessionId);
+      if (queue) {
+        queue.pending.length = 0;
+        queue.generation += 1;
+      }
       try {
         return await this.repository.delete(sessionId);
       } catch (error) {
@@ -601,7 +609,13 @@ export class SessionContextStore {
         const first = queue.pending[0] as PendingTurn;
         const batchSize = queue.pending.findIndex((turn) => turn.userId !== first.userId);
         const batch = queue.pending.splice(0, batchSize === -1 ? queue.pending.length : batchSize);
-        await this.#runWithRetries(sessionId, first.userId, batch);
+        const generation = queue.generation;
+        await this.#runWithRetries(
+          sessionId,
+          first.userId,
+          batch,
+          () => queue.generation !== generation,
+        );
       }
     } finally {
       queue.running = false;
@@ -620,11 +634,13 @@ export class SessionContextStore {
     sessionId: string,
     userId: string | undefined,
     batch: PendingTurn[],
+    deleted: () => boolean,
   ): Promise<void> {
     const started = performance.now();
     let fresh = batch;
     for (let attempt = 1; ; attempt += 1) {
       const outcome = await this.#exclusive(sessionId, async () => {
+        if (deleted()) fresh = [];
         const carried = this.#carriedFor(sessionId, userId);
         this.#dropCarried(sessionId, carried);
         const turns = [...carried, ...fresh];

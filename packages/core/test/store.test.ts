@@ -571,6 +571,22 @@ describe('background mode', () => {
     expect((await store.get('s'))?.version).toBe(1);
   });
 
+  it('a delete drops scheduled turns of the session instead of writing them back', async () => {
+    const repository = createMemoryRepository();
+    const store = new SessionContextStore({
+      repository,
+      extractor: createScriptedExtractor({ fallback: { summary: 'S' }, delayMs: 30 }),
+    });
+    store.schedule({ sessionId: 's', messages: [user('one')] });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    store.schedule({ sessionId: 's', messages: [user('two')] });
+    store.schedule({ sessionId: 't', messages: [user('other session')] });
+    expect(await store.delete('s')).toBe(true);
+    await store.flush();
+    expect(await repository.get('s')).toBeNull();
+    expect((await repository.get('t'))?.version).toBe(1);
+  });
+
   it("never carries one user's messages into another user's update", async () => {
     const extractor = createScriptedExtractor({
       replies: [new ExtractionError('server_error', 'down')],
