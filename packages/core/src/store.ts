@@ -338,6 +338,9 @@ export class SessionContextStore {
         return result;
       } catch (error) {
         const failure = toContextError(error, 'storage');
+        // Turns this caller may never write to the session can never be applied: let them go.
+        const refused = failure.code === 'OWNERSHIP_MISMATCH' ? carried : [];
+        if (refused.length > 0) this.#dropCarried(parsed.sessionId, refused);
         this.#emit({
           type: 'failed',
           sessionId: parsed.sessionId,
@@ -346,8 +349,16 @@ export class SessionContextStore {
           background: false,
           attempt: 1,
           willRetry: false,
-          carriedMessages: carried.reduce((count, turn) => count + turn.messages.length, 0),
+          carriedMessages: this.#countCarried(parsed.sessionId),
         });
+        if (refused.length > 0) {
+          this.#emit({
+            type: 'messages-dropped',
+            sessionId: parsed.sessionId,
+            count: refused.reduce((count, turn) => count + turn.messages.length, 0),
+            reason: 'rejected',
+          });
+        }
         throw failure;
       }
     });

@@ -607,6 +607,11 @@ describe('background mode', () => {
     });
     expect(alice.context?.summary).toBe('hello');
     expect(store.carriedMessages().get('s')).toBe(1);
+    // Bob can never write to Alice's session: his next attempt is refused and his turns let go.
+    expect(
+      await codeOf(store.update({ sessionId: 's', userId: 'bob', messages: [user('x')] })),
+    ).toBe('OWNERSHIP_MISMATCH');
+    expect(store.carriedMessages().has('s')).toBe(false);
   });
 
   it('bounds carried messages, dropping the oldest with an event', async () => {
