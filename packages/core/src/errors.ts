@@ -1,5 +1,23 @@
 const MARKER = Symbol.for('ctx.error');
 
+// Each subclass sets its own global marker, so `XError.isInstance` recognises errors made by
+// another copy of this package and never confuses one subclass with another.
+function markAs(error: object, marker: symbol): void {
+  Object.defineProperty(error, marker, { value: true, enumerable: false });
+}
+
+function hasMarker(error: unknown, marker: symbol): boolean {
+  return (
+    ContextError.isInstance(error) && (error as unknown as Record<symbol, unknown>)[marker] === true
+  );
+}
+
+const VALIDATION_MARKER = Symbol.for('ctx.error.ValidationError');
+const VERSION_CONFLICT_MARKER = Symbol.for('ctx.error.VersionConflictError');
+const EXTRACTION_MARKER = Symbol.for('ctx.error.ExtractionError');
+const STORAGE_MARKER = Symbol.for('ctx.error.StorageError');
+const OWNERSHIP_MARKER = Symbol.for('ctx.error.OwnershipError');
+
 /**
  * Stable machine-readable error codes. Switch on `error.code`, never on messages.
  *
@@ -87,8 +105,14 @@ export class ValidationError extends ContextError {
     options?: { cause?: unknown; issues?: ValidationIssue[] },
   ) {
     super(code, message, options);
+    markAs(this, VALIDATION_MARKER);
     this.name = 'ValidationError';
     this.issues = options?.issues ?? [];
+  }
+
+  /** True for a {@link ValidationError}, including one created by another copy of this package. */
+  static override isInstance(error: unknown): error is ValidationError {
+    return hasMarker(error, VALIDATION_MARKER);
   }
 }
 
@@ -112,14 +136,16 @@ export class VersionConflictError extends ContextError {
       `Session "${options.sessionId}" is at version ${options.currentVersion ?? 'none (absent)'}, expected ${options.expectedVersion ?? 'none (absent)'}`,
       { cause: options.cause },
     );
+    markAs(this, VERSION_CONFLICT_MARKER);
     this.name = 'VersionConflictError';
     this.sessionId = options.sessionId;
     this.expectedVersion = options.expectedVersion;
     this.currentVersion = options.currentVersion;
   }
 
+  /** True for a {@link VersionConflictError}, including one created by another copy of this package. */
   static override isInstance(error: unknown): error is VersionConflictError {
-    return ContextError.hasCode(error, 'VERSION_CONFLICT');
+    return hasMarker(error, VERSION_CONFLICT_MARKER);
   }
 }
 
@@ -182,6 +208,7 @@ export class ExtractionError extends ContextError {
     options?: { cause?: unknown; status?: number; retryAfterMs?: number; retryable?: boolean },
   ) {
     super('EXTRACTION_FAILED', message, options);
+    markAs(this, EXTRACTION_MARKER);
     this.name = 'ExtractionError';
     this.reason = reason;
     this.status = options?.status;
@@ -189,8 +216,9 @@ export class ExtractionError extends ContextError {
     this.retryable = options?.retryable ?? RETRYABLE_REASONS.has(reason);
   }
 
+  /** True for an {@link ExtractionError}, including one created by another copy of this package. */
   static override isInstance(error: unknown): error is ExtractionError {
-    return ContextError.hasCode(error, 'EXTRACTION_FAILED');
+    return hasMarker(error, EXTRACTION_MARKER);
   }
 }
 
@@ -202,7 +230,13 @@ export class StorageError extends ContextError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
+    markAs(this, STORAGE_MARKER);
     this.name = 'StorageError';
+  }
+
+  /** True for a {@link StorageError}, including one created by another copy of this package. */
+  static override isInstance(error: unknown): error is StorageError {
+    return hasMarker(error, STORAGE_MARKER);
   }
 }
 
@@ -210,10 +244,16 @@ export class StorageError extends ContextError {
 export class OwnershipError extends ContextError {
   readonly sessionId: string;
 
-  constructor(sessionId: string) {
-    super('OWNERSHIP_MISMATCH', `Session "${sessionId}" belongs to another user`);
+  constructor(sessionId: string, options?: { cause?: unknown }) {
+    super('OWNERSHIP_MISMATCH', `Session "${sessionId}" belongs to another user`, options);
+    markAs(this, OWNERSHIP_MARKER);
     this.name = 'OwnershipError';
     this.sessionId = sessionId;
+  }
+
+  /** True for an {@link OwnershipError}, including one created by another copy of this package. */
+  static override isInstance(error: unknown): error is OwnershipError {
+    return hasMarker(error, OWNERSHIP_MARKER);
   }
 }
 

@@ -3,7 +3,9 @@ import {
   ContextError,
   ExtractionError,
   isRetryableError,
+  OwnershipError,
   StorageError,
+  ValidationError,
   VersionConflictError,
 } from '../src/index.js';
 
@@ -57,5 +59,48 @@ describe('ContextError', () => {
     expect(isRetryableError(new StorageError('STORAGE_UNAVAILABLE', 'down'))).toBe(true);
     expect(isRetryableError(new StorageError('STORAGE_ERROR', 'bad'))).toBe(false);
     expect(isRetryableError(new Error('x'))).toBe(false);
+  });
+});
+
+describe('each error subclass recognises only its own instances', () => {
+  const samples = {
+    ValidationError: () => new ValidationError('INVALID_INPUT', 'bad id'),
+    VersionConflictError: () =>
+      new VersionConflictError({ sessionId: 's', expectedVersion: 1, currentVersion: 2 }),
+    ExtractionError: () => new ExtractionError('rate_limit', '429'),
+    StorageError: () => new StorageError('STORAGE_ERROR', 'refused'),
+    OwnershipError: () => new OwnershipError('s'),
+  } as const;
+  const classes = {
+    ValidationError,
+    VersionConflictError,
+    ExtractionError,
+    StorageError,
+    OwnershipError,
+  } as const;
+  const names = Object.keys(samples) as (keyof typeof samples)[];
+
+  for (const checker of names) {
+    for (const made of names) {
+      it(`${checker}.isInstance(new ${made}(…)) is ${checker === made}`, () => {
+        expect(classes[checker].isInstance(samples[made]())).toBe(checker === made);
+      });
+    }
+    it(`${checker}.isInstance is false for a plain ContextError with the same code`, () => {
+      const sample = samples[checker]();
+      expect(classes[checker].isInstance(new ContextError(sample.code, 'plain'))).toBe(false);
+      expect(ContextError.isInstance(sample)).toBe(true);
+    });
+  }
+
+  it('recognises every subclass made by a duplicate copy of the package', async () => {
+    vi.resetModules();
+    const copyPath: string = '../src/errors.js?copy-subclasses';
+    const copy = (await import(copyPath)) as typeof import('../src/errors.js');
+    expect(StorageError.isInstance(new copy.StorageError('CLOSED', 'closed'))).toBe(true);
+    expect(StorageError.isInstance(new copy.ValidationError('INVALID_INPUT', 'x'))).toBe(false);
+    expect(ValidationError.isInstance(new copy.ValidationError('INVALID_CONFIG', 'x'))).toBe(true);
+    expect(OwnershipError.isInstance(new copy.OwnershipError('s'))).toBe(true);
+    expect(OwnershipError.isInstance(new copy.StorageError('STORAGE_ERROR', 'x'))).toBe(false);
   });
 });
