@@ -17,6 +17,7 @@ import {
 import { raceWrites, runReadModifyWriteLoops } from './concurrency.js';
 import { ALL_TRICKY_TEXT, makeLongText, TRICKY_TEXTS, truncateText } from './fixtures.js';
 import type { RepositoryFactoryOptions, RepositoryHarness } from './harness.js';
+import { describeIdentityGroups } from './identity-suite.js';
 import { makeSnapshot, nextVersion, randomId, randomInt, sleep } from './random.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -521,14 +522,26 @@ export function describeContextRepository(harness: RepositoryHarness): void {
           'an update of a deleted session',
         );
         const reborn = makeSnapshot({ sessionId: first.sessionId, summary: 'Started over.' });
-        await create(repository, reborn);
-        await expectStored(repository, reborn);
+        const saved = await repository.save(reborn, { expectedVersion: null });
+        expect(saved.version, 'a re-created session continues after the deleted version').toBe(3);
+        await expectStored(repository, { ...reborn, version: 3 });
       });
 
       test('delete of a session that never existed returns false', async () => {
         const repository = await open();
         expect(await repository.delete(randomId('absent'))).toBe(false);
       });
+    });
+
+    describeIdentityGroups({
+      test,
+      open,
+      openPair: async (options) => {
+        const first = await open(options);
+        return [first, harness.createSecondConnection ? await openSecond(options) : first];
+      },
+      expectStored,
+      ttl: harness.capabilities?.ttl ? { ttlMs: TTL_MS, slackMs: ttlSlackMs } : null,
     });
 
     describe('list', () => {
@@ -833,8 +846,9 @@ export function describeContextRepository(harness: RepositoryHarness): void {
           expect(await repository.delete(snapshot.sessionId), 'delete() after expiry').toBe(false);
 
           const again = makeSnapshot({ sessionId: snapshot.sessionId, summary: 'Again.' });
-          await create(repository, again);
-          expectSameSnapshot(await repository.get(snapshot.sessionId), again);
+          const saved = await repository.save(again, { expectedVersion: null });
+          expect(saved.version, 'a session re-created after expiry continues its versions').toBe(2);
+          expectSameSnapshot(await repository.get(snapshot.sessionId), { ...again, version: 2 });
         });
 
         test('a write refreshes the expiry', async () => {
@@ -943,9 +957,11 @@ export function describeContextRepository(harness: RepositoryHarness): void {
           const sessionId = (written[0] as SessionContext).sessionId;
           expect(await repository.delete(sessionId)).toBe(true);
           expect(await historyOf(repository, sessionId)).toEqual([]);
-          const reborn = await create(repository, makeSnapshot({ sessionId }));
+          const reborn = await repository.save(makeSnapshot({ sessionId }), {
+            expectedVersion: null,
+          });
           const history = await historyOf(repository, sessionId);
-          expect(history.map((item) => item.version)).toEqual([1]);
+          expect(history.map((item) => item.version)).toEqual([6]);
           expectSameSnapshot(history[0], reborn, 'history[0]');
         });
 

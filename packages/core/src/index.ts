@@ -49,6 +49,7 @@ export {
   type ContextRepository,
   cloneSnapshot,
   compareForList,
+  type DeleteOptions,
   decodeListCursor,
   encodeListCursor,
   isAfterCursor,

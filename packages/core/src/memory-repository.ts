@@ -1,165 +1,122 @@
-import { StorageError, ValidationError, VersionConflictError } from './errors.js';
+import type { ContextDriver } from './adapter/driver.js';
+import { createDriverRepository, type DriverRepository } from './adapter/driver-repository.js';
 import {
-  assertValidSave,
-  type ContextRepository,
-  cloneSnapshot,
-  compareForList,
-  isAfterCursor,
-  type ListPage,
-  type ListQuery,
-  normalizeListQuery,
-  type SaveOptions,
-  toListPage,
-} from './repository.js';
-import { assertValidSessionId, LIMITS, type SessionContext } from './schema.js';
+  type RepositoryOptions,
+  resolveRepositorySettings,
+} from './adapter/repository-settings.js';
+import { cloneSnapshot, compareForList, isAfterCursor } from './repository.js';
+import type { SessionContext } from './schema.js';
 
-/** Options of {@link createMemoryRepository}. */
-export interface MemoryRepositoryOptions {
-  /**
-   * Sessions expire this many milliseconds after their last write. Enables the `ttl` capability.
-   * @default undefined (never expire)
-   */
-  ttlMs?: number;
-  /**
-   * Keep the last N versions of every session, readable through `history`. Enables the `history`
-   * capability.
-   * @default 0 (no history)
-   */
-  historyLimit?: number;
-  /** Clock used for expiry, in milliseconds. @default Date.now */
-  now?: () => number;
-}
+/** Options of {@link createMemoryRepository}: the options every repository shares. */
+export interface MemoryRepositoryOptions
+  extends Pick<RepositoryOptions, 'ttlMs' | 'historyLimit' | 'tombstoneRetentionMs' | 'now'> {}
 
 interface Entry {
-  snapshot: SessionContext;
+  /** The live snapshot; `null` for a tombstone. */
+  snapshot: SessionContext | null;
+  /** The last version the id had (the snapshot's, or the deleted one's). */
+  version: number;
+  /** Live until then (epoch ms); a tombstone's is the time it was made. */
   expiresAt: number | null;
   history: SessionContext[];
 }
 
+const isLive = (
+  entry: Entry | undefined,
+  now: number,
+): entry is Entry & { snapshot: SessionContext } =>
+  entry !== undefined &&
+  entry.snapshot !== null &&
+  (entry.expiresAt === null || entry.expiresAt > now);
+
+/** The memory driver: a process-local map. Single-threaded JavaScript makes every call atomic. */
+function createMemoryDriver(): ContextDriver {
+  const entries = new Map<string, Entry>();
+  const tombstone = (entry: Entry, at: number) => {
+    entry.snapshot = null;
+    entry.history = [];
+    entry.expiresAt = at;
+  };
+
+  return {
+    specVersion: 1,
+    name: 'memory',
+    supports: { ttl: true, history: true },
+
+    read({ sessionId, now }) {
+      const entry = entries.get(sessionId);
+      return isLive(entry, now) ? cloneSnapshot(entry.snapshot) : null;
+    },
+
+    write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+      const entry = entries.get(snapshot.sessionId);
+      const live = isLive(entry, now);
+      const currentVersion = live ? entry.version : null;
+      if (currentVersion !== expectedVersion) return { written: false, currentVersion };
+      const version = live || !entry ? snapshot.version : entry.version + 1;
+      const stored = { ...cloneSnapshot(snapshot), version };
+      const history =
+        historyLimit > 0 ? [stored, ...(live ? entry.history : [])].slice(0, historyLimit) : [];
+      entries.set(snapshot.sessionId, { snapshot: stored, version, expiresAt, history });
+      return { written: true, version };
+    },
+
+    remove({ sessionId, userId, expectedVersion, now }) {
+      const entry = entries.get(sessionId);
+      if (!isLive(entry, now)) return { status: 'absent' };
+      const owner = entry.snapshot.userId;
+      if (userId !== undefined && owner !== null && owner !== userId) {
+        return { status: 'owner-mismatch' };
+      }
+      if (expectedVersion !== undefined && expectedVersion !== entry.version) {
+        return { status: 'version-mismatch', currentVersion: entry.version };
+      }
+      tombstone(entry, now);
+      return { status: 'removed' };
+    },
+
+    scan({ userId, after, limit, now }) {
+      const matches: SessionContext[] = [];
+      for (const entry of entries.values()) {
+        if (!isLive(entry, now)) continue;
+        if (userId !== undefined && entry.snapshot.userId !== userId) continue;
+        if (isAfterCursor(entry.snapshot, after)) matches.push(entry.snapshot);
+      }
+      return matches.sort(compareForList).slice(0, limit).map(cloneSnapshot);
+    },
+
+    purge({ now, tombstonesBefore }) {
+      let purged = 0;
+      for (const [sessionId, entry] of entries) {
+        if (entry.snapshot !== null && entry.expiresAt !== null && entry.expiresAt <= now) {
+          tombstone(entry, entry.expiresAt);
+          purged += 1;
+        }
+        if (entry.snapshot === null && (entry.expiresAt ?? 0) < tombstonesBefore) {
+          entries.delete(sessionId);
+        }
+      }
+      return purged;
+    },
+
+    history({ sessionId, limit, now }) {
+      const entry = entries.get(sessionId);
+      return isLive(entry, now) ? entry.history.slice(0, limit).map(cloneSnapshot) : [];
+    },
+  };
+}
+
 /**
- * The reference {@link ContextRepository}: a process-local map with real compare-and-set semantics,
- * TTL and history. For tests, demos and single-process tools; nothing survives the process.
+ * The reference {@link ContextRepository}: a process-local map with real compare-and-set
+ * semantics, conditional deletes, tombstones, TTL and history. For tests, demos and single-process
+ * tools; nothing survives the process.
  *
  * @example
  * ```ts
  * const store = new SessionContextStore({ repository: createMemoryRepository(), extractor });
  * ```
  */
-export function createMemoryRepository(options: MemoryRepositoryOptions = {}): ContextRepository {
-  const { ttlMs, historyLimit = 0, now = Date.now } = options;
-  if (ttlMs !== undefined && !(Number.isInteger(ttlMs) && ttlMs > 0)) {
-    throw new ValidationError('INVALID_CONFIG', 'ttlMs must be a positive integer (milliseconds)');
-  }
-  if (
-    !(
-      Number.isInteger(historyLimit) &&
-      historyLimit >= 0 &&
-      historyLimit <= LIMITS.historyMaxVersions
-    )
-  ) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `historyLimit must be an integer from 0 to ${LIMITS.historyMaxVersions}`,
-    );
-  }
-  const entries = new Map<string, Entry>();
-  let closed = false;
-
-  const assertOpen = () => {
-    if (closed) throw new StorageError('CLOSED', 'The memory repository is closed');
-  };
-  const live = (sessionId: string): Entry | undefined => {
-    const entry = entries.get(sessionId);
-    if (entry && entry.expiresAt !== null && entry.expiresAt <= now()) {
-      entries.delete(sessionId);
-      return undefined;
-    }
-    return entry;
-  };
-
-  const repository: ContextRepository = {
-    capabilities: { ttl: ttlMs !== undefined, history: historyLimit > 0 },
-
-    async get(sessionId: string) {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const entry = live(sessionId);
-      return entry ? cloneSnapshot(entry.snapshot) : null;
-    },
-
-    async save(snapshot: SessionContext, saveOptions: SaveOptions) {
-      assertOpen();
-      assertValidSave(snapshot, saveOptions);
-      const current = live(snapshot.sessionId);
-      const currentVersion = current?.snapshot.version ?? null;
-      if (currentVersion !== saveOptions.expectedVersion) {
-        throw new VersionConflictError({
-          sessionId: snapshot.sessionId,
-          expectedVersion: saveOptions.expectedVersion,
-          currentVersion,
-        });
-      }
-      const stored = cloneSnapshot(snapshot);
-      const history =
-        historyLimit > 0 ? [stored, ...(current?.history ?? [])].slice(0, historyLimit) : [];
-      entries.set(snapshot.sessionId, {
-        snapshot: stored,
-        expiresAt: ttlMs === undefined ? null : now() + ttlMs,
-        history,
-      });
-      return cloneSnapshot(stored);
-    },
-
-    async delete(sessionId: string) {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const existed = live(sessionId) !== undefined;
-      entries.delete(sessionId);
-      return existed;
-    },
-
-    async list(query?: ListQuery): Promise<ListPage> {
-      assertOpen();
-      const { userId, limit, after } = normalizeListQuery(query);
-      const matches: SessionContext[] = [];
-      for (const sessionId of [...entries.keys()]) {
-        const entry = live(sessionId);
-        if (!entry) continue;
-        if (userId !== undefined && entry.snapshot.userId !== userId) continue;
-        if (isAfterCursor(entry.snapshot, after)) matches.push(entry.snapshot);
-      }
-      matches.sort(compareForList);
-      return toListPage(matches.slice(0, limit + 1).map(cloneSnapshot), limit);
-    },
-
-    async close() {
-      closed = true;
-    },
-  };
-
-  if (ttlMs !== undefined) {
-    repository.purgeExpired = async () => {
-      assertOpen();
-      let purged = 0;
-      for (const [sessionId, entry] of [...entries]) {
-        if (entry.expiresAt !== null && entry.expiresAt <= now()) {
-          entries.delete(sessionId);
-          purged += 1;
-        }
-      }
-      return purged;
-    };
-  }
-  if (historyLimit > 0) {
-    repository.history = async (sessionId, historyOptions) => {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const limit = historyOptions?.limit ?? historyLimit;
-      if (!(Number.isInteger(limit) && limit >= 1)) {
-        throw new ValidationError('INVALID_INPUT', 'history limit must be a positive integer');
-      }
-      return (live(sessionId)?.history ?? []).slice(0, limit).map(cloneSnapshot);
-    };
-  }
-  return repository;
+export function createMemoryRepository(options: MemoryRepositoryOptions = {}): DriverRepository {
+  const settings = resolveRepositorySettings('memory', options);
+  return createDriverRepository(createMemoryDriver(), settings);
 }

@@ -16,6 +16,23 @@ export interface SaveOptions {
   expectedVersion: number | null;
 }
 
+/**
+ * Conditions of a {@link ContextRepository.delete}. The check and the delete are one atomic
+ * operation in the backend.
+ */
+export interface DeleteOptions {
+  /**
+   * Delete only when the session is unowned or owned by this user; a session of another user is
+   * left alone and the call throws `OWNERSHIP_MISMATCH`. Absent: delete whoever owns it.
+   */
+  userId?: string;
+  /**
+   * Delete only when the stored version equals this one; otherwise the call throws
+   * `VERSION_CONFLICT`. Absent: whatever the version.
+   */
+  expectedVersion?: number;
+}
+
 /** A page query for {@link ContextRepository.list}. */
 export interface ListQuery {
   /** Only sessions owned by this user. */
@@ -55,6 +72,11 @@ export interface RepositoryCapabilities {
  *   otherwise throws a `VERSION_CONFLICT` {@link VersionConflictError} carrying the current
  *   version. The snapshot's `version` must be `(expectedVersion ?? 0) + 1`. Timestamps are stored
  *   as given, to the millisecond. It returns what was stored.
+ * - A session's identity survives delete and expiry: versions of one id never restart. A create
+ *   over a deleted or expired session is stored at the version after the old one's (so the stored
+ *   version may be higher than the snapshot's), and a writer that read the old session can never
+ *   write into the new one: it gets `VERSION_CONFLICT`.
+ * - `delete` with a `userId` or an `expectedVersion` is one atomic conditional operation.
  * - Every failure is a {@link ContextError}: driver errors are wrapped (`STORAGE_UNAVAILABLE` for
  *   outages, `STORAGE_ERROR` otherwise), never swallowed.
  * - `close` is idempotent and never closes a client the repository did not create; calls after
@@ -65,15 +87,23 @@ export interface ContextRepository {
   get(sessionId: string): Promise<SessionContext | null>;
   /** Compare-and-set write; see the interface documentation. */
   save(snapshot: SessionContext, options: SaveOptions): Promise<SessionContext>;
-  /** Deletes the session (and its history). `true` when something was deleted. */
-  delete(sessionId: string): Promise<boolean>;
+  /**
+   * Deletes the session (and its history). `true` when something was deleted, `false` when no live
+   * session exists. With conditions (see {@link DeleteOptions}) a mismatch throws and deletes
+   * nothing.
+   */
+  delete(sessionId: string, options?: DeleteOptions): Promise<boolean>;
   /** Keyset-paginated listing, most recently updated first. */
   list(query?: ListQuery): Promise<ListPage>;
   /** Releases what the repository opened itself. Idempotent. */
   close(): Promise<void>;
   /** Optional capabilities; absent means none. */
   readonly capabilities?: Partial<RepositoryCapabilities>;
-  /** Deletes expired sessions now; returns how many. Present when `capabilities.ttl`. */
+  /**
+   * Deletes expired sessions now and forgets tombstones older than the repository's retention;
+   * returns how many expired sessions it deleted. Present when `capabilities.ttl` (repositories
+   * built on `@ctx/core/adapter` always have it).
+   */
   purgeExpired?(): Promise<number>;
   /**
    * Stored versions of a session, newest first, the current one included (at most `limit`, and at

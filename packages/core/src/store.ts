@@ -449,7 +449,14 @@ export class SessionContextStore {
     parseOrThrow(SessionIdSchema, sessionId, 'session id');
     const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
     return this.#exclusive(sessionId, async () => {
-      if (userId !== undefined) this.#assertOwner(await this.#read(sessionId), userId, sessionId);
+      let deleted: boolean;
+      try {
+        // The owner check and the delete are one atomic operation in the repository: checking
+        // first and deleting by id would delete a session another user re-created in between.
+        deleted = await this.repository.delete(sessionId, userId === undefined ? {} : { userId });
+      } catch (error) {
+        throw toContextError(error, 'storage');
+      }
       // Scheduled turns of a deleted session must not bring it back.
       this.#carried.delete(sessionId);
       const queue = this.#queues.get(sessionId);
@@ -457,11 +464,7 @@ export class SessionContextStore {
         queue.pending.length = 0;
         queue.generation += 1;
       }
-      try {
-        return await this.repository.delete(sessionId);
-      } catch (error) {
-        throw toContextError(error, 'storage');
-      }
+      return deleted;
     });
   }
 

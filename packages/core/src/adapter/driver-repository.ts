@@ -1,0 +1,299 @@
+import {
+  ContextError,
+  OwnershipError,
+  StorageError,
+  ValidationError,
+  VersionConflictError,
+} from '../errors.js';
+import {
+  assertValidSave,
+  type ContextRepository,
+  type DeleteOptions,
+  type ListPage,
+  type ListQuery,
+  normalizeListQuery,
+  type RepositoryCapabilities,
+  type SaveOptions,
+  toListPage,
+} from '../repository.js';
+import {
+  assertValidSessionId,
+  parseOrThrow,
+  type SessionContext,
+  UserIdSchema,
+} from '../schema.js';
+import { type ContextDriver, DRIVER_SPEC_VERSION } from './driver.js';
+import { invalidOption, type RepositorySettings } from './repository-settings.js';
+
+/** A repository built by {@link createDriverRepository}: every optional member is present. */
+export interface DriverRepository extends ContextRepository {
+  /** Which optional capabilities are on (from `ttlMs` and `historyLimit`). */
+  readonly capabilities: RepositoryCapabilities;
+  /** The settings the repository runs with. */
+  readonly settings: RepositorySettings;
+  /** Deletes expired sessions and forgets old tombstones; returns how many sessions expired. */
+  purgeExpired(): Promise<number>;
+}
+
+// Ids of 1–256 code units with no control character and no surrogate are valid by construction:
+// they skip the schema parse on the hot path. Anything else takes the full validation and its
+// error message.
+const PLAIN_SESSION_ID = /^[^\u0000-\u001f\u007f\ud800-\udfff]{1,256}$/;
+
+function assertSessionId(sessionId: unknown): asserts sessionId is string {
+  if (typeof sessionId !== 'string' || !PLAIN_SESSION_ID.test(sessionId)) {
+    assertValidSessionId(sessionId);
+  }
+}
+
+function assertDeleteOptions(options: DeleteOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError('INVALID_INPUT', 'Invalid delete options: expected an object', {
+      issues: [{ path: '(root)', message: 'not an object' }],
+    });
+  }
+  if (options.userId !== undefined) parseOrThrow(UserIdSchema, options.userId, 'user id');
+  const expected = options.expectedVersion;
+  if (expected !== undefined && !(Number.isSafeInteger(expected) && expected >= 1)) {
+    throw new ValidationError(
+      'INVALID_INPUT',
+      `Invalid expectedVersion ${String(expected)}: expected a positive integer`,
+      { issues: [{ path: 'expectedVersion', message: 'not a positive integer' }] },
+    );
+  }
+}
+
+function assertDriver(driver: ContextDriver, backend: string): void {
+  const required = ['read', 'write', 'remove', 'scan', 'purge'] as const;
+  const missing = required.filter((name) => typeof driver?.[name] !== 'function');
+  if (missing.length > 0) {
+    throw invalidOption(backend, 'driver', `missing ${missing.join(', ')}`);
+  }
+  if (driver.specVersion !== DRIVER_SPEC_VERSION) {
+    throw invalidOption(
+      backend,
+      'driver',
+      `written for driver spec ${String(driver.specVersion)}, but this @ctx/core implements spec ${DRIVER_SPEC_VERSION}`,
+    );
+  }
+  if (driver.supports.history && typeof driver.history !== 'function') {
+    throw invalidOption(backend, 'driver', 'supports history but has no history()');
+  }
+}
+
+/**
+ * Turns a {@link ContextDriver} into a `ContextRepository` and does the work every backend shares:
+ * validates every argument (`INVALID_INPUT`), refuses calls after `close()` (`CLOSED`), turns list
+ * queries into keyset scans and pages with cursors, computes expiry times from `ttlMs`, turns
+ * driver outcomes into `VERSION_CONFLICT` and `OWNERSHIP_MISMATCH`, wraps whatever the driver
+ * throws into a typed `ContextError` (through `driver.classifyError`), runs `driver.init()` once
+ * before the first operation, and closes the driver once.
+ *
+ * Settings the driver cannot honour (`ttlMs` without `supports.ttl`, `historyLimit` without
+ * `supports.history`) are refused with `INVALID_CONFIG`.
+ *
+ * @example
+ * ```ts
+ * const settings = resolveRepositorySettings('MyDB', options);
+ * const repository = createDriverRepository(createMyDriver(client, settings), settings);
+ * ```
+ */
+export function createDriverRepository(
+  driver: ContextDriver,
+  settings: RepositorySettings,
+): DriverRepository {
+  const { backend, ttlMs, historyLimit, tombstoneRetentionMs, now } = settings;
+  assertDriver(driver, backend);
+  if (ttlMs !== undefined && !driver.supports.ttl) {
+    throw invalidOption(backend, 'ttlMs', 'this backend does not support expiry');
+  }
+  if (historyLimit > 0 && !driver.supports.history) {
+    throw invalidOption(backend, 'historyLimit', 'this backend does not keep history');
+  }
+
+  let closed = false;
+  let ready = driver.init === undefined;
+  let initializing: Promise<void> | undefined;
+
+  const wrap = (error: unknown, action: string): ContextError => {
+    if (ContextError.isInstance(error)) return error;
+    let known: ReturnType<NonNullable<ContextDriver['classifyError']>>;
+    try {
+      known = driver.classifyError?.(error);
+    } catch {
+      known = undefined;
+    }
+    if (known) {
+      return new StorageError(known.code, `Could not ${action} (${backend}): ${known.message}`, {
+        cause: error,
+      });
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    return new StorageError('STORAGE_ERROR', `Could not ${action} (${backend}): ${detail}`, {
+      cause: error,
+    });
+  };
+
+  const assertOpen = (action: string) => {
+    if (closed) {
+      throw new StorageError('CLOSED', `The ${backend} repository is closed: cannot ${action}`);
+    }
+  };
+
+  const prepare = async (): Promise<void> => {
+    if (ready) return;
+    initializing ??= (async () => {
+      try {
+        await driver.init?.();
+        ready = true;
+      } finally {
+        initializing = undefined;
+      }
+    })();
+    await initializing;
+  };
+
+  // Validation errors are thrown before the driver is touched; everything after is wrapped.
+  const run = async <T>(action: string, body: () => T | Promise<T>): Promise<T> => {
+    try {
+      if (!ready) await prepare();
+      return await body();
+    } catch (error) {
+      throw wrap(error, action);
+    }
+  };
+
+  const repository: DriverRepository = {
+    capabilities: { ttl: ttlMs !== undefined, history: historyLimit > 0 },
+    settings,
+
+    async get(sessionId: string) {
+      assertOpen('get a session');
+      assertSessionId(sessionId);
+      return run('get a session', () => driver.read({ sessionId, now: now() }));
+    },
+
+    async save(snapshot: SessionContext, options: SaveOptions) {
+      assertOpen('save a session');
+      assertValidSave(snapshot, options);
+      const { expectedVersion } = options;
+      const time = now();
+      const result = await run('save a session', () =>
+        driver.write({
+          snapshot,
+          expectedVersion,
+          now: time,
+          expiresAt: ttlMs === undefined ? null : time + ttlMs,
+          historyLimit,
+        }),
+      );
+      if (!result.written) {
+        throw new VersionConflictError({
+          sessionId: snapshot.sessionId,
+          expectedVersion,
+          currentVersion: result.currentVersion,
+        });
+      }
+      return {
+        sessionId: snapshot.sessionId,
+        userId: snapshot.userId,
+        summary: snapshot.summary,
+        goal: snapshot.goal,
+        plan: snapshot.plan ? [...snapshot.plan] : null,
+        progress: snapshot.progress ? [...snapshot.progress] : null,
+        createdAt: new Date(snapshot.createdAt.getTime()),
+        updatedAt: new Date(snapshot.updatedAt.getTime()),
+        version: result.version,
+      };
+    },
+
+    async delete(sessionId: string, options?: DeleteOptions) {
+      assertOpen('delete a session');
+      assertSessionId(sessionId);
+      assertDeleteOptions(options);
+      const result = await run('delete a session', () =>
+        driver.remove({
+          sessionId,
+          userId: options?.userId,
+          expectedVersion: options?.expectedVersion,
+          now: now(),
+        }),
+      );
+      switch (result.status) {
+        case 'removed':
+          return true;
+        case 'absent':
+          if (options?.expectedVersion !== undefined) {
+            throw new VersionConflictError({
+              sessionId,
+              expectedVersion: options.expectedVersion,
+              currentVersion: null,
+            });
+          }
+          return false;
+        case 'owner-mismatch':
+          throw new OwnershipError(sessionId);
+        case 'version-mismatch':
+          throw new VersionConflictError({
+            sessionId,
+            expectedVersion: options?.expectedVersion ?? null,
+            currentVersion: result.currentVersion,
+          });
+      }
+    },
+
+    async list(query?: ListQuery): Promise<ListPage> {
+      assertOpen('list sessions');
+      const { userId, limit, after } = normalizeListQuery(query);
+      const items = await run('list sessions', () =>
+        driver.scan({ userId, after, limit: limit + 1, now: now() }),
+      );
+      return toListPage(items, limit);
+    },
+
+    async purgeExpired() {
+      assertOpen('purge expired sessions');
+      const time = now();
+      return run('purge expired sessions', () =>
+        driver.purge({ now: time, tombstonesBefore: time - tombstoneRetentionMs }),
+      );
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await initializing?.catch(() => undefined);
+        await driver.close?.();
+      } catch (error) {
+        throw wrap(error, 'close the repository');
+      }
+    },
+  };
+
+  if (historyLimit > 0) {
+    const history = driver.history as NonNullable<ContextDriver['history']>;
+    repository.history = async (sessionId, options) => {
+      assertOpen('read session history');
+      assertSessionId(sessionId);
+      const limit = options?.limit ?? historyLimit;
+      if (!(Number.isInteger(limit) && limit >= 1)) {
+        throw new ValidationError(
+          'INVALID_INPUT',
+          `Invalid history limit ${String(limit)}: expected a positive integer`,
+          { issues: [{ path: 'limit', message: 'not a positive integer' }] },
+        );
+      }
+      return run('read session history', () =>
+        history.call(driver, {
+          sessionId,
+          limit: Math.min(limit, historyLimit),
+          historyLimit,
+          now: now(),
+        }),
+      );
+    };
+  }
+  return repository;
+}

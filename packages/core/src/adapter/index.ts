@@ -1,0 +1,54 @@
+// @ctx/core/adapter — what backend and model-adapter authors use. Applications import '@ctx/core'.
+
+export { NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '../errors.js';
+export {
+  buildExtractionPrompt,
+  EXTRACTION_SCHEMA_NAME,
+  type ExtractionPrompt,
+  getExtractionJsonSchema,
+  type JsonSchema,
+  parseExtractionOutput,
+} from '../extraction.js';
+export {
+  assertValidSave,
+  cloneSnapshot,
+  compareForList,
+  decodeListCursor,
+  encodeListCursor,
+  isAfterCursor,
+  LIST_LIMITS,
+  type ListCursor,
+  type NormalizedListQuery,
+  normalizeListQuery,
+  toListPage,
+} from '../repository.js';
+export {
+  assertValidSessionId,
+  assertValidSnapshot,
+  isWellFormedText,
+  parseOrThrow,
+} from '../schema.js';
+export {
+  type Awaitable,
+  type ContextDriver,
+  DRIVER_SPEC_VERSION,
+  type DriverErrorClass,
+  type DriverHistoryRequest,
+  type DriverPurgeRequest,
+  type DriverReadRequest,
+  type DriverRemoveRequest,
+  type DriverRemoveResult,
+  type DriverScanRequest,
+  type DriverWriteRequest,
+  type DriverWriteResult,
+} from './driver.js';
+export { createDriverRepository, type DriverRepository } from './driver-repository.js';
+export {
+  assertValidTableName,
+  DEFAULT_TABLE_NAME,
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  invalidOption,
+  type RepositoryOptions,
+  type RepositorySettings,
+  resolveRepositorySettings,
+} from './repository-settings.js';

@@ -1,0 +1,7 @@
+// @ctx/core/testing — test doubles and fixtures for tests of apps and adapters.
+export {
+  createScriptedExtractor,
+  type ScriptedExtractor,
+  type ScriptedExtractorOptions,
+  type ScriptedReply,
+} from '../scripted-extractor.js';
