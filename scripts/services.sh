@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure what the test suites need is there: PostgreSQL on 127.0.0.1:5432, Redis on
-# 127.0.0.1:6379 (started when installed but stopped) and Debian's Chromium for the inspector's
+# 127.0.0.1:6379, MariaDB/MySQL on 127.0.0.1:3306 (started when installed but stopped) and Debian's Chromium for the inspector's
 # browser test (installed with apt when missing and we are root). It never skips anything: when a
 # service cannot be had, it says so and the suites that need it fail.
 set -uo pipefail
@@ -23,6 +23,14 @@ if ! redis_up && command -v redis-server >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis_up && break; sleep 1; done
 fi
 redis_up && echo "services: Redis is up" || echo "services: Redis is NOT reachable on 127.0.0.1:6379 (apt-get install -y redis-server); its suites will fail"
+
+mysql_up() { mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; }
+if ! mysql_up && command -v mariadbd >/dev/null 2>&1; then
+  echo "services: starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 1 30); do mysql_up && break; sleep 1; done
+fi
+mysql_up && echo "services: MariaDB/MySQL is up" || echo "services: MariaDB/MySQL is NOT reachable on 127.0.0.1:3306 as root without a password (apt-get install -y mariadb-server); its suites will fail"
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

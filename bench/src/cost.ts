@@ -1,11 +1,11 @@
 import {
   applyUpdatePolicy,
   buildExtractionPrompt,
-  createExtractiveExtractor,
   type Message,
   neutralizeTags,
   type SessionContext,
 } from '@ctx/core';
+import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { contentLength, createConversation } from './fixtures.js';
 
 /** Characters and estimated tokens of one extraction request (system + user prompt). */
@@ -59,8 +59,8 @@ const framedLength = (message: Message, index: number) =>
   '\n</message>'.length;
 
 /**
- * Runs core's extractive extractor through a seeded synthetic conversation (planning mode) and
- * sizes, at each checkpoint, the request a model extractor would get — core's
+ * Runs `@ctx/model-extractive`'s extractive extractor through a seeded synthetic conversation
+ * (planning mode) and sizes, at each checkpoint, the request a model extractor would get — core's
  * `buildExtractionPrompt` of the previous snapshot plus that turn's messages — against the naive
  * request that carries the whole transcript instead. The naive size of every turn is computed
  * incrementally and checked against a real `buildExtractionPrompt` at the checkpoints.
@@ -133,7 +133,7 @@ export async function benchCost(checkpoints: readonly number[], seed = 42): Prom
     turns,
     seed,
     previousSnapshot:
-      "core's createExtractiveExtractor (defaults: at most 6 sentences / 1200 characters of summary) run through every turn, planning mode",
+      "@ctx/model-extractive's createExtractiveExtractor (defaults: at most 6 sentences / 1200 characters of summary) run through every turn, planning mode",
     points,
     ctxGrowth: Math.round((last.ctx.chars / first.ctx.chars) * 100) / 100,
     naiveGrowth: Math.round((last.naive.chars / first.naive.chars) * 100) / 100,

@@ -455,9 +455,9 @@ describe('startup', () => {
   });
 
   it('fails with one line and exit code 1 when the store URL is invalid', async () => {
-    const run = await runChat(['--store', 'mysql://localhost/db'], [], { env: modelEnv() });
+    const run = await runChat(['--store', 'mongodb://localhost/db'], [], { env: modelEnv() });
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
-    expect(run.stderr).toMatch(/^chat: cannot open the store mysql:\/\/localhost\/db: /);
+    expect(run.stderr).toMatch(/^chat: cannot open the store mongodb:\/\/localhost\/db: /);
   });
 });

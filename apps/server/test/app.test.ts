@@ -3,7 +3,6 @@ import { createExtractorFromEnv } from '@ctx/config';
 import {
   type ContextExtractor,
   type ContextRepository,
-  createExtractiveExtractor,
   createMemoryRepository,
   createScriptedExtractor,
   type Message,
@@ -11,6 +10,7 @@ import {
   type SessionContextConfig,
   SessionContextStore,
 } from '@ctx/core';
+import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { createRedisRepository } from '@ctx/store-redis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServerApp, type ServerAppOptions, type SessionContextJson } from '../src/app.js';

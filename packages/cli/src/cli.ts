@@ -104,11 +104,12 @@ Commands:
                       delete a session and its history (exit 1 when it did not exist)
   purge-expired [--json]
                       delete expired sessions now (stores with a TTL: add ?ttl=… to the URL)
-  migrate [--json]    create or upgrade the tables (PostgreSQL, SQLite; Redis needs none)
+  migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none)
 
 Options:
   -s, --store <url>   the store: sqlite:./data/ctx.db, postgres://user@host/db,
-                      redis://host:6379, memory: (default: $CTX_STORE_URL)
+                      redis://host:6379, mysql://user@host/db, memory:
+                      (default: $CTX_STORE_URL)
       --timeout <ms>  give up on an unreachable store after this long (default ${DEFAULT_TIMEOUT_MS})
       --json          machine-readable output (dates as ISO 8601 strings)
   -h, --help          this help
@@ -295,10 +296,12 @@ async function runDelete(sessionId: string, context: Context): Promise<number> {
 async function runPurge(context: Context): Promise<number> {
   const { io, values } = context;
   assertSqliteFileExists(context.store);
+  // Every repository stores each session's expiry with it and can purge without knowing the TTL;
+  // purging also forgets tombstones older than the retention (`?tombstones=`).
   const purged = await withRepository(context, false, async (repository) => {
     if (typeof repository.purgeExpired !== 'function') {
       throw new CommandFailure(
-        `${redactStoreUrl(context.storeUrl)} has no expiry configured, so nothing can expire: add the TTL your app uses to the store URL (e.g. ?ttl=7d) to purge`,
+        `${redactStoreUrl(context.storeUrl)} cannot purge: its repository has no purgeExpired()`,
       );
     }
     return repository.purgeExpired();
@@ -360,6 +363,22 @@ async function runMigrate(context: Context): Promise<number> {
         result.applied.length === 0
           ? `PostgreSQL tables ${where} are up to date (schema version ${result.version}).`
           : `Migrated PostgreSQL tables ${where} to schema version ${result.version} (applied ${result.applied.join(', ')}).`,
+      );
+    }
+    case 'mysql': {
+      const database = decodeURIComponent(new URL(store.url).pathname.slice(1));
+      const { result, where } = await withRepository(context, false, async (repository) => {
+        const migratable = repository as Migratable;
+        return {
+          result: await migratable.migrate(),
+          where: `${database}.${migratable.tableName}`,
+        };
+      });
+      return report(
+        { store: 'mysql', table: where, schemaVersion: result.version, applied: result.applied },
+        result.applied.length === 0
+          ? `MySQL tables ${where} are up to date (schema version ${result.version}).`
+          : `Migrated MySQL tables ${where} to schema version ${result.version} (applied ${result.applied.join(', ')}).`,
       );
     }
   }

@@ -1,12 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_TABLE_NAME, POSTGRES_SCHEMA_VERSION } from '@ctx/store-postgres';
 import { createRedisKeyLayout } from '@ctx/store-redis';
 import { Redis } from 'ioredis';
+import { createConnection } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildBinary,
+  MYSQL_URL,
   oneErrorLine,
   POSTGRES_URL,
   REDIS_URL,
@@ -119,14 +122,14 @@ describe('ctx (the binary) on PostgreSQL', () => {
     expectSuccess(first);
     expect(first.stdout).toMatch(
       new RegExp(
-        `^Migrated PostgreSQL tables ${schema}\\.ctx_session_contexts to schema version 1`,
+        `^Migrated PostgreSQL tables ${schema}\\.${DEFAULT_TABLE_NAME} to schema version ${POSTGRES_SCHEMA_VERSION} \\(applied `,
       ),
     );
     const second = await runBinary(['migrate', '--json', '--store', store]);
     expect(JSON.parse(second.stdout)).toEqual({
       store: 'postgres',
-      table: `${schema}.ctx_session_contexts`,
-      schemaVersion: 1,
+      table: `${schema}.${DEFAULT_TABLE_NAME}`,
+      schemaVersion: POSTGRES_SCHEMA_VERSION,
       applied: [],
     });
   });
@@ -153,6 +156,67 @@ describe('ctx (the binary) on PostgreSQL', () => {
     const result = await runBinary(['purge-expired', '--store', store]);
     expectSuccess(result);
     expect(result.stdout).toBe('Purged 1 expired session.\n');
+  });
+});
+
+describe('ctx (the binary) on MySQL', () => {
+  const table = randomName('ctx_cli');
+  const store = withQuery(MYSQL_URL, `table=${table}`);
+  const database = new URL(MYSQL_URL).pathname.slice(1);
+  let admin: Awaited<ReturnType<typeof createConnection>>;
+  beforeAll(async () => {
+    admin = await createConnection(MYSQL_URL);
+  });
+  afterAll(async () => {
+    await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_history\``);
+    await admin.end();
+  });
+
+  async function tableCount(): Promise<number> {
+    const [rows] = await admin.query(
+      'SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?',
+      [`${table}%`],
+    );
+    return (rows as unknown[]).length;
+  }
+
+  it('asks for ctx migrate before the tables exist, and never creates them itself', async () => {
+    const result = await runBinary(['list', '--store', store]);
+    expect(expectFailure(result, 1)).toContain('ctx migrate');
+    expect(await tableCount()).toBe(0);
+  });
+
+  it('migrates once, then finds the tables up to date', async () => {
+    const first = await runBinary(['migrate', '--store', store]);
+    expectSuccess(first);
+    expect(first.stdout).toMatch(
+      new RegExp(
+        `^Migrated MySQL tables ${database}\\.${table} to schema version \\d+ \\(applied `,
+      ),
+    );
+    const second = await runBinary(['migrate', '--json', '--store', store]);
+    expect(JSON.parse(second.stdout)).toEqual({
+      store: 'mysql',
+      table: `${database}.${table}`,
+      schemaVersion: expect.any(Number),
+      applied: [],
+    });
+    expect(await tableCount()).toBe(2);
+  });
+
+  it('lists, gets and deletes seeded sessions, through mariadb:// too', async () => {
+    await seed(store, [snapshot('my-a', 1, { userId: 'carol' }), snapshot('my-b', 2)]);
+    const list = await runBinary(['list', '--user', 'carol', '--json', '--store', store]);
+    expectSuccess(list);
+    expect(JSON.parse(list.stdout)).toMatchObject({
+      items: [{ sessionId: 'my-a', userId: 'carol' }],
+      nextCursor: null,
+    });
+    const mariadb = store.replace(/^mysql:/, 'mariadb:');
+    const got = await runBinary(['get', 'my-b', '--store', mariadb]);
+    expect(got.stdout).toContain('updatedAt  2026-01-15T09:02:00.250Z');
+    expectSuccess(await runBinary(['delete', 'my-b', '--store', store]));
+    expectFailure(await runBinary(['delete', 'my-b', '--store', mariadb]), 1);
   });
 });
 
@@ -183,10 +247,13 @@ describe('ctx (the binary) on Redis', () => {
     const now = new Date();
     await seed(ttlStore, [snapshot('redis-expiring', 0, { createdAt: now, updatedAt: now })]);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    expectFailure(await runBinary(['purge-expired', '--store', store]), 1);
-    const result = await runBinary(['purge-expired', '--json', '--store', ttlStore]);
+    // The expiry is stored with the session: a URL without the TTL purges it too.
+    const result = await runBinary(['purge-expired', '--json', '--store', store]);
     expectSuccess(result);
     expect(JSON.parse(result.stdout)).toEqual({ purged: 1 });
+    const again = await runBinary(['purge-expired', '--json', '--store', ttlStore]);
+    expectSuccess(again);
+    expect(JSON.parse(again.stdout)).toEqual({ purged: 0 });
   });
 
   it('has nothing to migrate', async () => {

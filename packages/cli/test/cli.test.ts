@@ -86,20 +86,22 @@ describe('command line', () => {
     expect(fromEnv.code).toBe(0);
     expect(JSON.parse(fromEnv.stdout).items).toHaveLength(4);
     const overridden = await runInProcess(['list'], {
-      env: { CTX_STORE_URL: 'mysql://nowhere' },
+      env: { CTX_STORE_URL: 'mongodb://nowhere' },
     });
     expect(overridden.code).toBe(1);
     const flag = await runInProcess(['--store', store, 'list', '--json'], {
-      env: { CTX_STORE_URL: 'mysql://nowhere' },
+      env: { CTX_STORE_URL: 'mongodb://nowhere' },
     });
     expect(flag.code).toBe(0);
   });
 
   it('refuses an invalid store URL with exit 1, listing the schemes and hiding the password', async () => {
-    const result = await runInProcess(['list', '--store', 'mysql://root:hunter2@db/ctx']);
+    const result = await runInProcess(['list', '--store', 'mongodb://root:hunter2@db/ctx']);
     expect(result.code).toBe(1);
     const line = oneErrorLine(result.stderr);
-    expect(line).toContain('Supported schemes: memory, sqlite, postgres');
+    expect(line).toContain(
+      'Supported schemes: memory, sqlite, postgres, postgresql, redis, rediss, mysql, mariadb',
+    );
     expect(line).not.toContain('hunter2');
   });
 
@@ -267,10 +269,17 @@ describe('delete, purge-expired, migrate', () => {
     ]);
   });
 
-  it('purge-expired needs a store with a TTL', async () => {
-    const result = await ctx('purge-expired');
-    expect(result.code).toBe(1);
-    expect(oneErrorLine(result.stderr)).toContain('add the TTL your app uses to the store URL');
+  it('purge-expired needs no TTL in the URL: the expiry is stored with each session', async () => {
+    const ttlStore = `sqlite:${join(folder, 'ttl-stored.db')}?ttl=300ms`;
+    const now = new Date();
+    await seed(ttlStore, [snapshot('stored-expiry', 0, { createdAt: now, updatedAt: now })]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const plain = ttlStore.slice(0, ttlStore.indexOf('?'));
+    expect(await runInProcess(['purge-expired', '--json', '--store', plain])).toEqual({
+      code: 0,
+      stdout: `${JSON.stringify({ purged: 1 }, null, 2)}\n`,
+      stderr: '',
+    });
   });
 
   it('purge-expired deletes expired sessions and reports how many', async () => {

@@ -1,9 +1,5 @@
-import {
-  type ContextExtractor,
-  createExtractiveExtractor,
-  type ExtractiveExtractorOptions,
-  ValidationError,
-} from '@ctx/core';
+import { type ContextExtractor, ValidationError } from '@ctx/core';
+import { createExtractiveExtractor, type ExtractiveExtractorOptions } from '@ctx/model-extractive';
 import { importOptionalPeer } from './optional-peer.js';
 
 /** The model used for OpenAI when neither `CTX_MODEL` nor `OPENAI_MODEL` names one. */

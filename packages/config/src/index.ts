@@ -9,12 +9,21 @@ export {
 } from './extractor-from-env.js';
 export { createRepositoryFromUrl, type RepositoryFromUrlOptions } from './repository-from-url.js';
 export {
+  listStoreSchemes,
+  registerStoreScheme,
+  type StoreScheme,
+  type StoreSchemeOptions,
+  type StoreUrlParameter,
+  type StoreUrlParts,
+} from './store-scheme-registry.js';
+export {
   type ParsedStoreUrl,
   parseDuration,
   parseStoreUrl,
   redactStoreUrl,
   STORE_URL_SCHEMES,
   type StoreKind,
+  type StoreLocations,
   type StoreUrl,
   type StoreUrlOptions,
   type StoreUrlScheme,

@@ -1,6 +1,12 @@
 import { LIMITS, ValidationError, type ValidationIssue } from '@ctx/core';
+import {
+  findStoreScheme,
+  listStoreSchemes,
+  type StoreScheme,
+  type StoreUrlParameter,
+} from './store-scheme-registry.js';
 
-/** The URL schemes {@link parseStoreUrl} understands. */
+/** The URL schemes built into {@link parseStoreUrl}; see `listStoreSchemes()` for all registered. */
 export const STORE_URL_SCHEMES = [
   'memory',
   'sqlite',
@@ -8,28 +14,51 @@ export const STORE_URL_SCHEMES = [
   'postgresql',
   'redis',
   'rediss',
+  'mysql',
+  'mariadb',
 ] as const;
 
 /** One of {@link STORE_URL_SCHEMES}. */
 export type StoreUrlScheme = (typeof STORE_URL_SCHEMES)[number];
 
-/** Which backend a store URL names. */
-export type StoreKind = 'memory' | 'sqlite' | 'postgres' | 'redis';
-
 /**
- * A parsed store URL: which backend, and where.
+ * Where each kind of store lives, as {@link parseStoreUrl} reports it next to `kind`. A backend
+ * added with `registerStoreScheme` declares its kind here (declaration merging), which types its
+ * entry and the results of {@link parseStoreUrl}.
  *
- * - `memory`: the in-process reference repository (`memory:`); nothing survives the process.
- * - `sqlite`: a SQLite file (`sqlite:./data/ctx.db`, `sqlite:///abs/path.db`) or `':memory:'`.
- * - `postgres`: a PostgreSQL connection string, without the ctx parameters (driver parameters such
- *   as `sslmode` stay in it).
- * - `redis`: a `redis://` or `rediss://` URL, without the ctx parameters.
+ * @example
+ * ```ts
+ * declare module '@ctx/config' {
+ *   interface StoreLocations {
+ *     mongo: { url: string };
+ *   }
+ * }
+ * ```
  */
-export type StoreUrl =
-  | { kind: 'memory' }
-  | { kind: 'sqlite'; filename: string }
-  | { kind: 'postgres'; url: string }
-  | { kind: 'redis'; url: string };
+export interface StoreLocations {
+  /** `memory:`: the in-process reference repository; nothing survives the process. */
+  memory: Record<never, never>;
+  /** `sqlite:`: a SQLite file (`./data/ctx.db`, `/abs/path.db`) or `':memory:'`. */
+  sqlite: { filename: string };
+  /**
+   * `postgres://`, `postgresql://`: the connection string without the ctx parameters (driver
+   * parameters such as `sslmode` stay in it).
+   */
+  postgres: { url: string };
+  /** `redis://`, `rediss://` (TLS): the URL without the ctx parameters. */
+  redis: { url: string };
+  /**
+   * `mysql://`, `mariadb://`: the URL without the ctx parameters (driver parameters such as
+   * `charset` stay in it).
+   */
+  mysql: { url: string };
+}
+
+/** Which backend a store URL names: a key of {@link StoreLocations}. */
+export type StoreKind = keyof StoreLocations;
+
+/** A store URL's backend and its location, one variant per {@link StoreKind}. */
+export type StoreUrl = { [Kind in StoreKind]: { kind: Kind } & StoreLocations[Kind] }[StoreKind];
 
 /**
  * Repository options read from a store URL's query string. Only the ones present in the URL are
@@ -48,7 +77,15 @@ export interface StoreUrlOptions {
    */
   historyLimit?: number;
   /**
-   * `?table=<name>` (SQLite, PostgreSQL): the session table. The adapter validates the name.
+   * `?tombstones=<duration>`: how long a deleted or expired session's id keeps its last version,
+   * so a stale writer can never write into a session re-created under that id (the repositories'
+   * `tombstoneRetentionMs`). Same duration syntax as `ttl`.
+   * @example 'postgres://localhost/app?tombstones=30d'
+   */
+  tombstoneRetentionMs?: number;
+  /**
+   * `?table=<name>` (SQLite, PostgreSQL, MySQL): the session table. The adapter validates the
+   * name.
    * @example 'postgres://localhost/app?table=agent_contexts'
    */
   tableName?: string;
@@ -67,15 +104,22 @@ export interface StoreUrlOptions {
 /** What {@link parseStoreUrl} returns: the backend and the options found in the query string. */
 export type ParsedStoreUrl = StoreUrl & { options: StoreUrlOptions };
 
-type ParameterName = 'ttl' | 'history' | 'table' | 'schema' | 'prefix';
+/** A store URL resolved against the registry: its entry, location and URL options. */
+export interface ResolvedStoreUrl {
+  scheme: StoreScheme;
+  location: StoreLocations[StoreKind];
+  options: StoreUrlOptions;
+}
 
-const PARAMETERS_BY_KIND: Record<StoreKind, readonly ParameterName[]> = {
-  memory: ['ttl', 'history'],
-  sqlite: ['ttl', 'history', 'table'],
-  postgres: ['ttl', 'history', 'table', 'schema'],
-  redis: ['ttl', 'history', 'prefix'],
-};
-const ALL_PARAMETERS: readonly ParameterName[] = ['ttl', 'history', 'table', 'schema', 'prefix'];
+type ParameterName = 'ttl' | 'history' | 'tombstones' | StoreUrlParameter;
+
+const COMMON_PARAMETERS: readonly ParameterName[] = ['ttl', 'history', 'tombstones'];
+const ALL_PARAMETERS: readonly ParameterName[] = [
+  ...COMMON_PARAMETERS,
+  'table',
+  'schema',
+  'prefix',
+];
 
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
@@ -84,8 +128,6 @@ const DURATION_UNITS: Record<string, number> = {
   h: 3_600_000,
   d: 86_400_000,
 };
-const SUPPORTED =
-  'memory:, sqlite:<file>, postgres://… (or postgresql://…), redis://… (or rediss://…)';
 
 function invalid(url: string, issues: ValidationIssue[]): ValidationError {
   const detail = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
@@ -94,6 +136,12 @@ function invalid(url: string, issues: ValidationIssue[]): ValidationError {
     `Invalid store URL "${redactStoreUrl(url)}": ${detail}`,
     { issues },
   );
+}
+
+function registeredSchemes(): string {
+  return listStoreSchemes()
+    .flatMap((entry) => entry.schemes)
+    .join(', ');
 }
 
 /**
@@ -112,7 +160,7 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-function decode(text: string): string | undefined {
+function decodeParameter(text: string): string | undefined {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {
@@ -134,18 +182,31 @@ function splitQuery(rest: string): { base: string; pairs: string[] } {
   };
 }
 
+function readDuration(
+  name: 'ttl' | 'tombstones',
+  value: string,
+  issues: ValidationIssue[],
+): number | undefined {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    issues.push({
+      path: name,
+      message: `"${value}" is not a positive duration such as 3600, 3600s, 90m, 24h, 7d or 500ms (a bare number is seconds)`,
+    });
+  }
+  return ms;
+}
+
 /**
  * Reads the ctx parameters out of the query pairs. Pairs that are not ctx parameters are returned
- * untouched in `passthrough` when the backend's driver takes its own (PostgreSQL, Redis), and are
- * an error otherwise.
+ * untouched in `passthrough` when the backend's driver takes its own, and are an issue otherwise.
  */
 function readParameters(
-  url: string,
-  kind: StoreKind,
+  scheme: StoreScheme,
   pairs: string[],
-  allowPassthrough: boolean,
-): { options: StoreUrlOptions; passthrough: string[] } {
-  const allowed = PARAMETERS_BY_KIND[kind];
+): { options: StoreUrlOptions; passthrough: string[]; issues: ValidationIssue[] } {
+  const { kind } = scheme;
+  const allowed: readonly ParameterName[] = [...COMMON_PARAMETERS, ...(scheme.parameters ?? [])];
   const options: StoreUrlOptions = {};
   const passthrough: string[] = [];
   const seen = new Set<string>();
@@ -153,10 +214,10 @@ function readParameters(
   for (const pair of pairs) {
     const separator = pair.indexOf('=');
     const rawKey = separator === -1 ? pair : pair.slice(0, separator);
-    const key = decode(rawKey) ?? rawKey;
-    const value = decode(separator === -1 ? '' : pair.slice(separator + 1));
+    const key = decodeParameter(rawKey) ?? rawKey;
+    const value = decodeParameter(separator === -1 ? '' : pair.slice(separator + 1));
     if (!(ALL_PARAMETERS as readonly string[]).includes(key)) {
-      if (allowPassthrough) passthrough.push(pair);
+      if (scheme.driverParameters) passthrough.push(pair);
       else
         issues.push({
           path: key,
@@ -182,16 +243,12 @@ function readParameters(
       continue;
     }
     switch (name) {
-      case 'ttl': {
-        const ttlMs = parseDuration(value);
-        if (ttlMs === undefined) {
-          issues.push({
-            path: 'ttl',
-            message: `"${value}" is not a positive duration such as 3600, 3600s, 90m, 24h, 7d or 500ms (a bare number is seconds)`,
-          });
-        } else options.ttlMs = ttlMs;
+      case 'ttl':
+        options.ttlMs = readDuration(name, value, issues);
         break;
-      }
+      case 'tombstones':
+        options.tombstoneRetentionMs = readDuration(name, value, issues);
+        break;
       case 'history': {
         const limit = /^\d+$/.test(value) ? Number(value) : Number.NaN;
         if (!(Number.isSafeInteger(limit) && limit <= LIMITS.historyMaxVersions)) {
@@ -213,25 +270,61 @@ function readParameters(
         break;
     }
   }
-  if (issues.length > 0) throw invalid(url, issues);
-  return { options, passthrough };
+  return { options, passthrough, issues };
+}
+
+/**
+ * Finds the registered backend of a store URL and reads its location and ctx parameters. Throws
+ * `INVALID_CONFIG` like {@link parseStoreUrl}.
+ */
+export function resolveStoreUrl(url: string): ResolvedStoreUrl {
+  if (typeof url !== 'string' || url.trim() === '') {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Missing store URL: pass a URL such as sqlite:./data/ctx.db. Supported schemes: ${registeredSchemes()}`,
+      { issues: [{ path: 'url', message: 'empty' }] },
+    );
+  }
+  const trimmed = url.trim();
+  const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(trimmed);
+  const name = schemeMatch?.[1]?.toLowerCase();
+  const scheme = name === undefined ? undefined : findStoreScheme(name);
+  if (name === undefined || scheme === undefined) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Unsupported store URL "${redactStoreUrl(trimmed)}": ${name ? `no backend is registered for "${name}:"` : 'it has no scheme'}. Supported schemes: ${registeredSchemes()} (e.g. sqlite:./data/ctx.db)`,
+      { issues: [{ path: 'scheme', message: name ? `unknown scheme "${name}"` : 'no scheme' }] },
+    );
+  }
+  const { base, pairs } = splitQuery(trimmed);
+  const { options, passthrough, issues } = readParameters(scheme, pairs);
+  // The location is checked first: a URL without a host or a file name is the bigger mistake.
+  const location = scheme.parse({
+    scheme: name,
+    rest: base.slice(name.length + 1),
+    url: passthrough.length > 0 ? `${base}?${passthrough.join('&')}` : base,
+    invalid: (path, message) => invalid(trimmed, [{ path, message }]),
+  });
+  if (issues.length > 0) throw invalid(trimmed, issues);
+  return { scheme, location, options };
 }
 
 /**
  * Parses a store URL into the backend it names and the repository options in its query string.
  * Pure: it opens nothing. Throws a `ValidationError` with code `INVALID_CONFIG` (listing every
- * problem, and the supported schemes when the scheme is unknown) on anything it cannot use.
+ * problem, and the registered schemes when the scheme is unknown) on anything it cannot use.
  *
- * URL forms:
+ * Built-in URL forms (more with `registerStoreScheme`):
  * - `memory:`
  * - `sqlite:./data/ctx.db`, `sqlite:relative.db`, `sqlite:///abs/path.db`, `sqlite::memory:`
  *   (after `sqlite:` an optional `//` is dropped and the rest, percent-decoded, is the file name)
  * - `postgres://user:password@host:5432/db`, `postgresql://…` (driver parameters such as
  *   `?sslmode=require` are kept in `url`)
  * - `redis://[:password@]host:6379[/db]`, `rediss://…` (TLS)
+ * - `mysql://user:password@host:3306/db`, `mariadb://…` (driver parameters are kept in `url`)
  *
- * Parameters (see {@link StoreUrlOptions}): `ttl`, `history` everywhere; `table` for SQLite and
- * PostgreSQL; `schema` for PostgreSQL; `prefix` for Redis.
+ * Parameters (see {@link StoreUrlOptions}): `ttl`, `history`, `tombstones` everywhere; `table` for
+ * SQLite, PostgreSQL and MySQL; `schema` for PostgreSQL; `prefix` for Redis.
  *
  * @example
  * ```ts
@@ -240,79 +333,8 @@ function readParameters(
  * ```
  */
 export function parseStoreUrl(url: string): ParsedStoreUrl {
-  if (typeof url !== 'string' || url.trim() === '') {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Missing store URL: pass one of ${SUPPORTED}, e.g. sqlite:./data/ctx.db`,
-      { issues: [{ path: 'url', message: 'empty' }] },
-    );
-  }
-  const trimmed = url.trim();
-  const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(trimmed);
-  const scheme = schemeMatch?.[1]?.toLowerCase();
-  if (!scheme || !(STORE_URL_SCHEMES as readonly string[]).includes(scheme)) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Unsupported store URL "${redactStoreUrl(trimmed)}": use ${SUPPORTED}. Supported schemes: ${STORE_URL_SCHEMES.join(', ')}`,
-      {
-        issues: [{ path: 'scheme', message: scheme ? `unknown scheme "${scheme}"` : 'no scheme' }],
-      },
-    );
-  }
-  const rest = trimmed.slice(scheme.length + 1);
-
-  switch (scheme as StoreUrlScheme) {
-    case 'memory': {
-      const { base, pairs } = splitQuery(rest);
-      if (base !== '' && base !== '//') {
-        throw invalid(trimmed, [
-          { path: 'path', message: 'memory: takes no path (write memory: or memory:?ttl=1h)' },
-        ]);
-      }
-      const { options } = readParameters(trimmed, 'memory', pairs, false);
-      return { kind: 'memory', options };
-    }
-    case 'sqlite': {
-      const { base, pairs } = splitQuery(rest);
-      const path = base.startsWith('//') ? base.slice(2) : base;
-      const filename = decode(path.replace(/\+/g, '%2B'));
-      if (filename === undefined) {
-        throw invalid(trimmed, [{ path: 'filename', message: 'malformed percent-encoding' }]);
-      }
-      if (filename.trim() === '') {
-        throw invalid(trimmed, [
-          {
-            path: 'filename',
-            message:
-              'missing file name: write sqlite:./data/ctx.db, sqlite:///abs/path.db or sqlite::memory:',
-          },
-        ]);
-      }
-      const { options } = readParameters(trimmed, 'sqlite', pairs, false);
-      return { kind: 'sqlite', filename, options };
-    }
-    case 'postgres':
-    case 'postgresql':
-    case 'redis':
-    case 'rediss': {
-      const kind: StoreKind = scheme.startsWith('redis') ? 'redis' : 'postgres';
-      const { base, pairs } = splitQuery(trimmed);
-      if (!URL.canParse(base) || !base.slice(scheme.length + 1).startsWith('//')) {
-        throw invalid(trimmed, [
-          {
-            path: 'url',
-            message:
-              kind === 'redis'
-                ? 'not a valid URL; expected redis://[user:password@]host[:port][/db]'
-                : 'not a valid URL; expected postgres://[user[:password]@]host[:port]/database',
-          },
-        ]);
-      }
-      const { options, passthrough } = readParameters(trimmed, kind, pairs, true);
-      const cleaned = passthrough.length > 0 ? `${base}?${passthrough.join('&')}` : base;
-      return { kind, url: cleaned, options } as ParsedStoreUrl;
-    }
-  }
+  const { scheme, location, options } = resolveStoreUrl(url);
+  return { ...location, kind: scheme.kind, options } as ParsedStoreUrl;
 }
 
 /**

@@ -6,6 +6,8 @@ export const POSTGRES_URL =
   process.env.CTX_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** The Redis server the service-backed tests use. */
 export const REDIS_URL = process.env.CTX_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The MySQL or MariaDB server the service-backed tests use. */
+export const MYSQL_URL = process.env.CTX_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 
 /** A random lower-case identifier, so suites can share one server. */
 export function randomName(prefix: string): string {

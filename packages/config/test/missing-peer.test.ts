@@ -9,10 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const coreRoot = fileURLToPath(new URL('../../core', import.meta.url));
+const extractiveRoot = fileURLToPath(new URL('../../model-extractive', import.meta.url));
 
 /**
  * An app outside the monorepo that installed @ctx/config and @ctx/core but no adapter: the copy of
- * the built package resolves its peers from the app's node_modules, where they are missing.
+ * the built package resolves its peers from the app's node_modules, where they are missing. Its
+ * one dependency, @ctx/model-extractive, is installed with it.
  */
 describe('an app without the optional adapters', () => {
   let app: string;
@@ -25,6 +27,7 @@ describe('an app without the optional adapters', () => {
     cpSync(join(packageRoot, 'package.json'), join(installed, 'package.json'));
     cpSync(join(packageRoot, 'dist'), join(installed, 'dist'), { recursive: true });
     symlinkSync(coreRoot, join(app, 'node_modules', '@ctx', 'core'), 'dir');
+    symlinkSync(extractiveRoot, join(app, 'node_modules', '@ctx', 'model-extractive'), 'dir');
     writeFileSync(
       join(app, 'probe.mjs'),
       `import { createRepositoryFromUrl, createExtractorFromEnv } from '@ctx/config';
@@ -37,6 +40,7 @@ const results = {
   sqlite: await attempt(() => createRepositoryFromUrl('sqlite:./ctx.db')),
   postgres: await attempt(() => createRepositoryFromUrl('postgres://localhost/ctx')),
   redis: await attempt(() => createRepositoryFromUrl('redis://localhost:6379')),
+  mysql: await attempt(() => createRepositoryFromUrl('mysql://localhost/ctx')),
   openai: await attempt(() => createExtractorFromEnv({ OPENAI_API_KEY: 'sk-test' })),
   gemini: await attempt(() => createExtractorFromEnv({ GEMINI_API_KEY: 'test' })),
   extractive: await attempt(() => createExtractorFromEnv({})),
@@ -60,6 +64,7 @@ console.log(JSON.stringify(results));
       sqlite: 'install @ctx/store-sqlite better-sqlite3',
       postgres: 'install @ctx/store-postgres typeorm pg',
       redis: 'install @ctx/store-redis ioredis',
+      mysql: 'install @ctx/store-mysql mysql2',
       openai: 'install @ctx/model-openai openai',
       gemini: 'install @ctx/model-gemini @google/genai',
     };

@@ -1,13 +1,22 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContextError, type ContextRepository } from '@ctx/core';
 import { createRedisKeyLayout } from '@ctx/store-redis';
 import { Redis } from 'ioredis';
+import { createConnection } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRepositoryFromUrl } from '../src/index.js';
-import { POSTGRES_URL, REDIS_URL, randomName, sampleSnapshot, withQuery } from './helpers.js';
+import {
+  MYSQL_URL,
+  POSTGRES_URL,
+  REDIS_URL,
+  randomName,
+  sampleSnapshot,
+  withQuery,
+} from './helpers.js';
 
 const opened: ContextRepository[] = [];
 async function open(
@@ -34,6 +43,19 @@ async function roundTrip(first: ContextRepository, second: ContextRepository): P
   expect(await first.get(snapshot.sessionId)).toBeNull();
 }
 
+/**
+ * Deletes a session, waits, purges, and re-creates it: the version the re-created session gets is
+ * 2 while the tombstone is kept, 1 once the purge forgot it.
+ */
+async function versionAfterPurgedDelete(repository: ContextRepository): Promise<number> {
+  const snapshot = sampleSnapshot();
+  await repository.save(snapshot, { expectedVersion: null });
+  expect(await repository.delete(snapshot.sessionId)).toBe(true);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await repository.purgeExpired?.();
+  return (await repository.save(snapshot, { expectedVersion: null })).version;
+}
+
 describe('memory:', () => {
   it('creates the in-process repository with options from the URL', async () => {
     const repository = await open('memory:?ttl=1h&history=3');
@@ -55,6 +77,23 @@ describe('memory:', () => {
       false,
     );
     expect((await open('memory:?history=2', { historyLimit: 0 })).capabilities?.history).toBe(true);
+  });
+
+  it('keeps tombstones for tombstoneRetentionMs, with ?tombstones= winning over the code', async () => {
+    expect(await versionAfterPurgedDelete(await open('memory:'))).toBe(2);
+    expect(await versionAfterPurgedDelete(await open('memory:', { tombstoneRetentionMs: 1 }))).toBe(
+      1,
+    );
+    expect(
+      await versionAfterPurgedDelete(
+        await open('memory:?tombstones=1ms', { tombstoneRetentionMs: 86_400_000 }),
+      ),
+    ).toBe(1);
+    expect(
+      await versionAfterPurgedDelete(
+        await open('memory:?tombstones=1d', { tombstoneRetentionMs: 1 }),
+      ),
+    ).toBe(2);
   });
 });
 
@@ -185,6 +224,101 @@ describe('redis://', () => {
     const error = await repository.list().catch((caught: unknown) => caught);
     expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE')).toBe(true);
     expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe('mysql:// and mariadb://', () => {
+  const prefix = randomName('ctx_config');
+  let admin: Awaited<ReturnType<typeof createConnection>>;
+  beforeAll(async () => {
+    admin = await createConnection(MYSQL_URL);
+  });
+  afterAll(async () => {
+    const [rows] = await admin.query(
+      'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?',
+      [`${prefix}%`],
+    );
+    for (const { name } of rows as Array<{ name: string }>) {
+      await admin.query(`DROP TABLE IF EXISTS \`${name}\``);
+    }
+    await admin.end();
+  });
+
+  async function tablesOf(table: string): Promise<string[]> {
+    const [rows] = await admin.query(
+      'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ? ORDER BY 1',
+      [`${table}%`],
+    );
+    return (rows as Array<{ name: string }>).map((row) => row.name);
+  }
+
+  it('migrates on first use and round-trips a snapshot across two pools', async () => {
+    const table = `${prefix}_a`;
+    const url = withQuery(MYSQL_URL, `table=${table}&history=3&ttl=1d&charset=utf8mb4`);
+    const first = await open(url);
+    const second = await open(url.replace(/^mysql:/, 'mariadb:'));
+    expect(first.capabilities).toEqual({ ttl: true, history: true });
+    expect((first as { tableName?: string }).tableName).toBe(table);
+    await roundTrip(first, second);
+    expect(await tablesOf(table)).toEqual([table, `${table}_history`]);
+  });
+
+  it('keeps history and expiry from the URL', async () => {
+    const repository = await open(withQuery(MYSQL_URL, `table=${prefix}_b&history=2&ttl=1h`));
+    const snapshot = sampleSnapshot();
+    await repository.save(snapshot, { expectedVersion: null });
+    await repository.save({ ...snapshot, version: 2, summary: 'second' }, { expectedVersion: 1 });
+    await repository.save({ ...snapshot, version: 3, summary: 'third' }, { expectedVersion: 2 });
+    expect((await repository.history?.(snapshot.sessionId))?.map((item) => item.version)).toEqual([
+      3, 2,
+    ]);
+    expect(await repository.purgeExpired?.()).toBe(0);
+  });
+
+  it('keeps tombstones for ?tombstones=, winning over the code', async () => {
+    const keeping = await open(withQuery(MYSQL_URL, `table=${prefix}_c`));
+    expect(await versionAfterPurgedDelete(keeping)).toBe(2);
+    const forgetful = await open(withQuery(MYSQL_URL, `table=${prefix}_d&tombstones=1ms`), {
+      tombstoneRetentionMs: 86_400_000,
+    });
+    expect(await versionAfterPurgedDelete(forgetful)).toBe(1);
+  });
+
+  it('with migrate: false fails with SCHEMA_MISMATCH on tables that do not exist', async () => {
+    const table = `${prefix}_never`;
+    const error = await open(withQuery(MYSQL_URL, `table=${table}`), { migrate: false })
+      .then((repository) => repository.get('anything'))
+      .catch((caught: unknown) => caught);
+    expect(ContextError.hasCode(error, 'SCHEMA_MISMATCH')).toBe(true);
+    expect(await tablesOf(table)).toEqual([]);
+  });
+
+  it('passes an invalid table name to the adapter, which refuses it', async () => {
+    const error = await createRepositoryFromUrl(withQuery(MYSQL_URL, 'table=Bad-Name')).catch(
+      (caught: unknown) => caught,
+    );
+    expect(ContextError.hasCode(error, 'INVALID_CONFIG')).toBe(true);
+  });
+
+  it('fails with STORAGE_UNAVAILABLE within connectTimeoutMs when the server never answers', async () => {
+    // Accepts connections and never sends MySQL's greeting.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const repository = await open(`mysql://root:hunter2@127.0.0.1:${port}/test`, {
+        connectTimeoutMs: 500,
+      });
+      const started = Date.now();
+      const error = await repository.get('anything').catch((caught: unknown) => caught);
+      expect(ContextError.hasCode(error, 'STORAGE_UNAVAILABLE')).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((error as Error).message).not.toContain('hunter2');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
 

@@ -33,6 +33,12 @@ describe('parseStoreUrl: URL forms', () => {
     ['redis://127.0.0.1:6379', { kind: 'redis', url: 'redis://127.0.0.1:6379' }],
     ['redis://:pw@127.0.0.1:6379/2', { kind: 'redis', url: 'redis://:pw@127.0.0.1:6379/2' }],
     ['rediss://cache.example.com:6380', { kind: 'redis', url: 'rediss://cache.example.com:6380' }],
+    [
+      'mysql://app:secret@db.internal:3306/ctx',
+      { kind: 'mysql', url: 'mysql://app:secret@db.internal:3306/ctx' },
+    ],
+    ['mariadb://root@127.0.0.1/test', { kind: 'mysql', url: 'mariadb://root@127.0.0.1/test' }],
+    ['MySQL://localhost/ctx', { kind: 'mysql', url: 'MySQL://localhost/ctx' }],
   ])('%s', (url, expected) => {
     expect(parseStoreUrl(url)).toEqual({ ...expected, options: {} });
   });
@@ -45,6 +51,8 @@ describe('parseStoreUrl: URL forms', () => {
       'postgresql',
       'redis',
       'rediss',
+      'mysql',
+      'mariadb',
     ]);
   });
 });
@@ -78,6 +86,37 @@ describe('parseStoreUrl: options from query parameters', () => {
     });
   });
 
+  it('reads table, ttl, history and tombstones for MySQL and keeps driver parameters in the URL', () => {
+    expect(
+      parseStoreUrl(
+        'mysql://app:pw@db:3306/ctx?charset=utf8mb4&table=agent_ctx&ttl=1d&history=4&tombstones=30d',
+      ),
+    ).toEqual({
+      kind: 'mysql',
+      url: 'mysql://app:pw@db:3306/ctx?charset=utf8mb4',
+      options: {
+        tableName: 'agent_ctx',
+        ttlMs: 86_400_000,
+        historyLimit: 4,
+        tombstoneRetentionMs: 30 * 86_400_000,
+      },
+    });
+  });
+
+  it('reads tombstones for every backend', () => {
+    for (const url of [
+      'memory:',
+      'sqlite:x.db',
+      'postgres://h/db',
+      'redis://h',
+      'mariadb://h/db',
+    ]) {
+      expect(parseStoreUrl(`${url}?tombstones=12h`).options).toEqual({
+        tombstoneRetentionMs: 12 * 3_600_000,
+      });
+    }
+  });
+
   it('reads ttl and history for memory', () => {
     expect(parseStoreUrl('memory:?ttl=500ms&history=3')).toEqual({
       kind: 'memory',
@@ -107,11 +146,12 @@ describe('parseStoreUrl: options from query parameters', () => {
 });
 
 describe('parseStoreUrl: errors', () => {
-  it('names the supported schemes for an unknown scheme', () => {
-    const error = configError(() => parseStoreUrl('mysql://root@localhost/ctx'));
-    expect(error.message).toContain('mysql://root@localhost/ctx');
-    for (const scheme of STORE_URL_SCHEMES) expect(error.message).toContain(scheme);
-    expect(error.issues[0]?.message).toContain('mysql');
+  it('names the supported schemes for an unknown scheme, without the password', () => {
+    const error = configError(() => parseStoreUrl('mongodb://root:hunter2@localhost/ctx'));
+    expect(error.message).toContain('mongodb://root:***@localhost/ctx');
+    expect(error.message).not.toContain('hunter2');
+    expect(error.message).toContain(`Supported schemes: ${STORE_URL_SCHEMES.join(', ')}`);
+    expect(error.issues).toEqual([{ path: 'scheme', message: 'unknown scheme "mongodb"' }]);
   });
 
   it.each(['', '   ', './data/ctx.db', 'C:\\data\\ctx.db', 'http://localhost'])(
@@ -130,9 +170,13 @@ describe('parseStoreUrl: errors', () => {
     configError(() => parseStoreUrl('memory:somewhere'));
   });
 
-  it('refuses malformed PostgreSQL and Redis URLs', () => {
+  it('refuses malformed PostgreSQL, Redis and MySQL URLs, naming the expected form', () => {
     configError(() => parseStoreUrl('postgres:localhost/db'));
     configError(() => parseStoreUrl('redis://exa mple:6379'));
+    expect(configError(() => parseStoreUrl('mysql:localhost/db')).message).toContain(
+      'expected mysql://[user[:password]@]host[:port]/database',
+    );
+    configError(() => parseStoreUrl('mariadb://exa mple/db'));
   });
 
   it('lists every bad parameter at once', () => {
@@ -146,7 +190,7 @@ describe('parseStoreUrl: errors', () => {
 
   it('refuses a parameter of another backend, a repeated one and an empty one', () => {
     expect(configError(() => parseStoreUrl('redis://localhost?table=t')).message).toContain(
-      'redis URLs take ttl, history, prefix',
+      'redis URLs take ttl, history, tombstones, prefix',
     );
     expect(configError(() => parseStoreUrl('postgres://localhost/db?prefix=p')).message).toContain(
       'not a postgres parameter',
@@ -158,12 +202,24 @@ describe('parseStoreUrl: errors', () => {
       'needs a value',
     );
     expect(configError(() => parseStoreUrl('memory:?history=10001')).message).toContain('10000');
+    expect(configError(() => parseStoreUrl('mysql://h/db?prefix=p')).message).toContain(
+      'mysql URLs take ttl, history, tombstones, table',
+    );
+    expect(configError(() => parseStoreUrl('mysql://h/db?schema=s')).message).toContain(
+      'not a mysql parameter',
+    );
+    expect(configError(() => parseStoreUrl('redis://h?tombstones=0')).message).toContain(
+      'tombstones: "0" is not a positive duration',
+    );
   });
 
   it('never prints the password of a URL it refuses', () => {
     const error = configError(() => parseStoreUrl('postgres://app:hunter2@db/ctx?ttl=x'));
     expect(error.message).not.toContain('hunter2');
     expect(error.message).toContain('postgres://app:***@db/ctx');
+    const mysql = configError(() => parseStoreUrl('mysql://app:hunter2@db/ctx?table=t&table=u'));
+    expect(mysql.message).not.toContain('hunter2');
+    expect(mysql.message).toContain('mysql://app:***@db/ctx');
   });
 });
 
@@ -171,6 +227,8 @@ describe('redactStoreUrl', () => {
   it.each([
     ['postgres://app:s3cret@db:5432/ctx', 'postgres://app:***@db:5432/ctx'],
     ['redis://:s3cret@127.0.0.1:6379/0', 'redis://:***@127.0.0.1:6379/0'],
+    ['mysql://root:s3cret@127.0.0.1:3306/test', 'mysql://root:***@127.0.0.1:3306/test'],
+    ['mariadb://app:p%40ss@db/ctx?charset=utf8mb4', 'mariadb://app:***@db/ctx?charset=utf8mb4'],
     ['rediss://default:p@ss@cache:6380', 'rediss://default:***@cache:6380'],
     [
       'postgres://db/ctx?user=app&password=s3cret&sslmode=require',

@@ -55,7 +55,9 @@ export interface RepositoryHarness {
   /**
    * Reads the stored row of a session straight through the driver, bypassing the repository, so
    * the suite can verify what was really persisted (after every save, delete and refused save).
-   * Return `null` when no row exists. Omit it only when the backend has no out-of-band view.
+   * Return `null` when no live session is stored: no row, or only a tombstone (a deleted or purged
+   * session's leftover that keeps its last version). Omit it only when the backend has no
+   * out-of-band view.
    */
   readRaw?(sessionId: string): Promise<RawSnapshot | null>;
   /**

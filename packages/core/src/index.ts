@@ -24,10 +24,6 @@ export {
   parseExtractionOutput,
   type TokenUsage,
 } from './extraction.js';
-export {
-  createExtractiveExtractor,
-  type ExtractiveExtractorOptions,
-} from './extractive-extractor.js';
 export { createMemoryRepository, type MemoryRepositoryOptions } from './memory-repository.js';
 export {
   applyUpdatePolicy,

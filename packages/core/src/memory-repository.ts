@@ -7,9 +7,11 @@ import {
 import { cloneSnapshot, compareForList, isAfterCursor } from './repository.js';
 import type { SessionContext } from './schema.js';
 
-/** Options of {@link createMemoryRepository}: the options every repository shares. */
-export interface MemoryRepositoryOptions
-  extends Pick<RepositoryOptions, 'ttlMs' | 'historyLimit' | 'tombstoneRetentionMs' | 'now'> {}
+/**
+ * Options of {@link createMemoryRepository}: the options every repository shares (`migrate` is
+ * accepted for uniformity; there is nothing to migrate).
+ */
+export interface MemoryRepositoryOptions extends RepositoryOptions {}
 
 interface Entry {
   /** The live snapshot; `null` for a tombstone. */

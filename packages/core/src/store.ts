@@ -235,7 +235,7 @@ function toContextError(error: unknown, fallback: 'extraction' | 'storage'): Con
  * ```ts
  * const store = new SessionContextStore({
  *   repository: createMemoryRepository(),
- *   extractor: createExtractiveExtractor(),
+ *   extractor: createOpenAIExtractor({ model: 'gpt-4.1-mini' }), // @ctx/model-openai
  *   config: { enablePlanning: true },
  * });
  * await store.update({ sessionId: 's1', userId: 'u1', messages: [{ role: 'user', content: 'Help me deploy…' }] });

@@ -1,3 +1,4 @@
+export type { PostgresPool, PostgresPoolClient } from './postgres-client.js';
 export {
   createPostgresMigrations,
   POSTGRES_SCHEMA_VERSION,
@@ -10,6 +11,7 @@ export {
   type PostgresRepositoryCommonOptions,
   type PostgresRepositoryDataSourceOptions,
   type PostgresRepositoryOptions,
+  type PostgresRepositoryPoolOptions,
   type PostgresRepositoryUrlOptions,
 } from './postgres-repository.js';
 export {

@@ -1,4 +1,4 @@
-import { ContextError, NETWORK_ERROR_CODES, StorageError } from '@ctx/core';
+import { type DriverErrorClass, NETWORK_ERROR_CODES } from '@ctx/core/adapter';
 
 /**
  * SQLSTATE codes of a connection the server is closing or refusing: class 08 (connection
@@ -72,61 +72,59 @@ function classify(error: unknown, depth = 0): Classification {
 
 /**
  * True when `error` means the connection it came from is lost or unusable (refused, reset,
- * terminated by the server, no reply in time): the pool must not hand it out again.
+ * terminated by the server, no reply in time): it must not go back into the pool.
  */
 export function isBrokenConnectionError(error: unknown): boolean {
   return classify(error) === 'connection';
 }
 
-function describe(error: unknown): string {
-  if (typeof error !== 'object' || error === null) return String(error);
-  const code = codeOf(error);
+/** The SQLSTATE (or Node error code) of `error` or of the driver error it wraps. */
+function sqlState(error: object): string | undefined {
+  return codeOf(error) ?? codeOf((error as { driverError?: object }).driverError ?? {});
+}
+
+function describe(error: object): string {
+  const code = sqlState(error);
   const message = (error as { message?: unknown }).message;
   const text =
     typeof message === 'string' && message !== ''
       ? message
       : Array.isArray((error as { errors?: unknown }).errors)
-        ? ((error as { errors: Array<{ message?: string }> }).errors
+        ? (error as { errors: Array<{ message?: string }> }).errors
             .map((inner) => inner?.message)
             .filter(Boolean)
-            .join('; ') ?? '')
+            .join('; ')
         : '';
   return code && !text.includes(code) ? `${code}: ${text}` : text || 'unknown error';
 }
 
 /**
- * Wraps a driver or TypeORM error in a typed ctx error (the original kept as `cause`):
- * `STORAGE_UNAVAILABLE` for outages and timeouts, `SCHEMA_MISMATCH` for missing tables or
- * columns, `STORAGE_ERROR` otherwise. ctx errors pass through unchanged.
+ * The driver's `classifyError`: `STORAGE_UNAVAILABLE` for outages, timeouts and contention,
+ * `SCHEMA_MISMATCH` for missing tables or columns, `STORAGE_ERROR` for anything else the server
+ * refused (with its SQLSTATE in the message). `undefined` for what is not an error object.
  *
- * @param action - what was being done, e.g. `reading session "abc"`.
  * @param table - the qualified table name, quoted in messages.
  */
-export function toStorageError(error: unknown, action: string, table: string): ContextError {
-  if (ContextError.isInstance(error)) return error;
+export function classifyPostgresError(error: unknown, table: string): DriverErrorClass | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
   const detail = describe(error);
   switch (classify(error)) {
     case 'connection':
-      return new StorageError(
-        'STORAGE_UNAVAILABLE',
-        `PostgreSQL is unreachable or dropped the connection while ${action} (${detail}). Check that the server is running and reachable; the call can be retried.`,
-        { cause: error },
-      );
+      return {
+        code: 'STORAGE_UNAVAILABLE',
+        message: `PostgreSQL is unreachable or dropped the connection (${detail}). Check that the server is running and reachable; the call can be retried.`,
+      };
     case 'busy':
-      return new StorageError(
-        'STORAGE_UNAVAILABLE',
-        `PostgreSQL is busy or timed out while ${action} (${detail}). The call can be retried; if this persists, look for long-running transactions holding locks, or raise the statement timeout.`,
-        { cause: error },
-      );
+      return {
+        code: 'STORAGE_UNAVAILABLE',
+        message: `PostgreSQL is busy or timed out (${detail}). The call can be retried; if this persists, look for long-running transactions holding locks, or raise the statement timeout.`,
+      };
     case 'schema':
-      return new StorageError(
-        'SCHEMA_MISMATCH',
-        `The ctx tables ${table} are missing or out of date while ${action} (${detail}). Run \`await repository.migrate()\` once, or create the repository with \`autoMigrate: true\`.`,
-        { cause: error },
-      );
+      return {
+        code: 'SCHEMA_MISMATCH',
+        message: `The ctx tables ${table} are missing or out of date (${detail}). Run \`await repository.migrate()\` once, or create the repository with \`migrate: true\`.`,
+      };
     default:
-      return new StorageError('STORAGE_ERROR', `PostgreSQL failed while ${action}: ${detail}`, {
-        cause: error,
-      });
+      return { code: 'STORAGE_ERROR', message: detail };
   }
 }

@@ -1,5 +1,6 @@
 import { StorageError } from '@ctx/core';
-import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { PostgresClient, Row, SqlRunner } from './postgres-client.js';
 import {
   type PostgresTableOptions,
   resolveTableNames,
@@ -7,7 +8,7 @@ import {
 } from './postgres-schema.js';
 
 /** The schema version this code reads and writes. `migrate()` brings a database up to it. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /** What {@link PostgresRepository.migrate} did. */
 export interface PostgresMigrationResult {
@@ -22,17 +23,18 @@ interface MigrationStep {
   name: string;
   /** A JavaScript timestamp: TypeORM requires migration names to end with one. */
   timestamp: number;
-  up(queryRunner: QueryRunner, names: TableNames): Promise<void>;
-  down(queryRunner: QueryRunner, names: TableNames): Promise<void>;
+  up(query: SqlRunner, names: TableNames): Promise<void>;
+  down(query: SqlRunner, names: TableNames): Promise<void>;
 }
 
+// Released steps are never edited: every change to the tables is a new step at the end.
 const STEPS: readonly MigrationStep[] = [
   {
     version: 1,
     name: 'CreateSessionContexts',
     timestamp: 1764028800000,
-    async up(queryRunner, { table, history, qualifiedTable, qualifiedHistory }) {
-      await queryRunner.query(`CREATE TABLE ${qualifiedTable} (
+    async up(query, { table, history, qualifiedTable, qualifiedHistory }) {
+      await query(`CREATE TABLE ${qualifiedTable} (
         session_id text COLLATE "C" NOT NULL,
         user_id text NULL,
         summary text NOT NULL,
@@ -46,16 +48,16 @@ const STEPS: readonly MigrationStep[] = [
         CONSTRAINT "${table}_pkey" PRIMARY KEY (session_id),
         CONSTRAINT "${table}_version_check" CHECK (version >= 1)
       )`);
-      await queryRunner.query(
+      await query(
         `CREATE INDEX "${table}_user_list_idx" ON ${qualifiedTable} (user_id, updated_at DESC, session_id DESC)`,
       );
-      await queryRunner.query(
+      await query(
         `CREATE INDEX "${table}_list_idx" ON ${qualifiedTable} (updated_at DESC, session_id DESC)`,
       );
-      await queryRunner.query(
+      await query(
         `CREATE INDEX "${table}_expires_idx" ON ${qualifiedTable} (expires_at) WHERE expires_at IS NOT NULL`,
       );
-      await queryRunner.query(`CREATE TABLE ${qualifiedHistory} (
+      await query(`CREATE TABLE ${qualifiedHistory} (
         id bigint GENERATED ALWAYS AS IDENTITY,
         session_id text COLLATE "C" NOT NULL,
         user_id text NULL,
@@ -70,13 +72,33 @@ const STEPS: readonly MigrationStep[] = [
         CONSTRAINT "${history}_session_fkey" FOREIGN KEY (session_id)
           REFERENCES ${qualifiedTable} (session_id) ON DELETE CASCADE
       )`);
-      await queryRunner.query(
+      await query(
         `CREATE INDEX "${history}_session_idx" ON ${qualifiedHistory} (session_id, version DESC)`,
       );
     },
-    async down(queryRunner, { qualifiedTable, qualifiedHistory }) {
-      await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedHistory}`);
-      await queryRunner.query(`DROP TABLE IF EXISTS ${qualifiedTable}`);
+    async down(query, { qualifiedTable, qualifiedHistory }) {
+      await query(`DROP TABLE IF EXISTS ${qualifiedHistory}`);
+      await query(`DROP TABLE IF EXISTS ${qualifiedTable}`);
+    },
+  },
+  {
+    // Contracts v2: a deleted or expired session leaves a tombstone (the row, blanked, with its
+    // last version and `deleted_at`) so versions of an id never restart. Adding a nullable column
+    // rewrites nothing; the partial index starts empty and serves the purge of old tombstones.
+    version: 2,
+    name: 'AddTombstones',
+    timestamp: 1795910400000,
+    async up(query, { table, qualifiedTable }) {
+      await query(`ALTER TABLE ${qualifiedTable} ADD COLUMN deleted_at timestamptz NULL`);
+      await query(
+        `CREATE INDEX "${table}_deleted_idx" ON ${qualifiedTable} (deleted_at) WHERE deleted_at IS NOT NULL`,
+      );
+    },
+    async down(query, { schema, table, qualifiedTable }) {
+      // Version 1 has no tombstones: left in place, they would read as empty live sessions.
+      await query(`DELETE FROM ${qualifiedTable} WHERE deleted_at IS NOT NULL`);
+      await query(`DROP INDEX IF EXISTS "${schema}"."${table}_deleted_idx"`);
+      await query(`ALTER TABLE ${qualifiedTable} DROP COLUMN IF EXISTS deleted_at`);
     },
   },
 ];
@@ -84,45 +106,41 @@ const STEPS: readonly MigrationStep[] = [
 // First key of the two-key advisory lock: "ctx1" in ASCII, so other apps' locks do not collide.
 const LOCK_NAMESPACE = 0x63747831;
 
+/**
+ * Serialises migrations of one schema. Inside a transaction the lock is released by its end;
+ * outside one (TypeORM's migrationsTransactionMode "none") a session lock is taken and released.
+ */
 async function withSchemaLock<T>(
-  queryRunner: QueryRunner,
+  query: SqlRunner,
+  inTransaction: boolean,
   names: TableNames,
   body: () => Promise<T>,
 ): Promise<T> {
-  if (queryRunner.isTransactionActive) {
-    await queryRunner.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))', [
-      LOCK_NAMESPACE,
-      names.schema,
-    ]);
+  const lockParams = [LOCK_NAMESPACE, names.schema];
+  if (inTransaction) {
+    await query('SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))', lockParams);
     return body();
   }
-  // Outside a transaction (TypeORM's migrationsTransactionMode "none") a session lock is needed.
-  await queryRunner.query('SELECT pg_advisory_lock($1::int, hashtext($2::text))', [
-    LOCK_NAMESPACE,
-    names.schema,
-  ]);
+  await query('SELECT pg_advisory_lock($1::int, hashtext($2::text))', lockParams);
   try {
     return await body();
   } finally {
-    await queryRunner.query('SELECT pg_advisory_unlock($1::int, hashtext($2::text))', [
-      LOCK_NAMESPACE,
-      names.schema,
-    ]);
+    await query('SELECT pg_advisory_unlock($1::int, hashtext($2::text))', lockParams);
   }
 }
 
 /** Creates the schema and the bookkeeping table when missing (only then: no CREATE privilege needed later). */
-async function ensureBookkeeping(queryRunner: QueryRunner, names: TableNames): Promise<void> {
-  const [state] = (await queryRunner.query(
+async function ensureBookkeeping(query: SqlRunner, names: TableNames): Promise<void> {
+  const [state] = await query(
     `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text) AS has_schema,
             to_regclass($2::text) IS NOT NULL AS has_table`,
     [names.schema, names.qualifiedMigrations],
-  )) as Array<{ has_schema: boolean; has_table: boolean }>;
+  );
   if (!state?.has_schema) {
-    await queryRunner.query(`CREATE SCHEMA IF NOT EXISTS "${names.schema}"`);
+    await query(`CREATE SCHEMA IF NOT EXISTS "${names.schema}"`);
   }
   if (!state?.has_table) {
-    await queryRunner.query(`CREATE TABLE IF NOT EXISTS ${names.qualifiedMigrations} (
+    await query(`CREATE TABLE IF NOT EXISTS ${names.qualifiedMigrations} (
       table_name text NOT NULL,
       version integer NOT NULL,
       name text NOT NULL,
@@ -132,11 +150,11 @@ async function ensureBookkeeping(queryRunner: QueryRunner, names: TableNames): P
   }
 }
 
-async function appliedVersions(queryRunner: QueryRunner, names: TableNames): Promise<number[]> {
-  const rows = (await queryRunner.query(
+async function appliedVersions(query: SqlRunner, names: TableNames): Promise<number[]> {
+  const rows = await query(
     `SELECT version FROM ${names.qualifiedMigrations} WHERE table_name = $1::text ORDER BY version`,
     [names.table],
-  )) as Array<{ version: number }>;
+  );
   return rows.map((row) => Number(row.version));
 }
 
@@ -144,13 +162,9 @@ function migrationName(step: MigrationStep, names: TableNames): string {
   return `Ctx${step.name}_${names.schema}_${names.table}_${step.timestamp}`;
 }
 
-async function applyStep(
-  queryRunner: QueryRunner,
-  names: TableNames,
-  step: MigrationStep,
-): Promise<void> {
-  await step.up(queryRunner, names);
-  await queryRunner.query(
+async function applyStep(query: SqlRunner, names: TableNames, step: MigrationStep): Promise<void> {
+  await step.up(query, names);
+  await query(
     `INSERT INTO ${names.qualifiedMigrations} (table_name, version, name) VALUES ($1::text, $2::int, $3::text)`,
     [names.table, step.version, migrationName(step, names)],
   );
@@ -168,38 +182,25 @@ function newerSchemaError(names: TableNames, version: number): StorageError {
  * lock on the schema, so any number of app instances may call it at once.
  */
 export async function runPostgresMigrations(
-  dataSource: DataSource,
+  client: PostgresClient,
   names: TableNames,
 ): Promise<PostgresMigrationResult> {
-  const queryRunner = dataSource.createQueryRunner('master');
-  try {
-    await queryRunner.startTransaction();
-    try {
-      const applied = await withSchemaLock(queryRunner, names, async () => {
-        await ensureBookkeeping(queryRunner, names);
-        const versions = await appliedVersions(queryRunner, names);
-        const newest = Math.max(0, ...versions);
-        if (newest > POSTGRES_SCHEMA_VERSION) throw newerSchemaError(names, newest);
-        const done: string[] = [];
-        for (const step of STEPS) {
-          if (versions.includes(step.version)) continue;
-          await applyStep(queryRunner, names, step);
-          done.push(migrationName(step, names));
-        }
-        return done;
-      });
-      await queryRunner.commitTransaction();
-      return { version: POSTGRES_SCHEMA_VERSION, applied };
-    } catch (error) {
-      if (queryRunner.isTransactionActive) {
-        // The original error is what the caller needs; a failed rollback adds nothing to it.
-        await queryRunner.rollbackTransaction().catch(() => undefined);
+  const applied = await client.transaction((query) =>
+    withSchemaLock(query, true, names, async () => {
+      await ensureBookkeeping(query, names);
+      const versions = await appliedVersions(query, names);
+      const newest = Math.max(0, ...versions);
+      if (newest > POSTGRES_SCHEMA_VERSION) throw newerSchemaError(names, newest);
+      const done: string[] = [];
+      for (const step of STEPS) {
+        if (versions.includes(step.version)) continue;
+        await applyStep(query, names, step);
+        done.push(migrationName(step, names));
       }
-      throw error;
-    }
-  } finally {
-    await queryRunner.release();
-  }
+      return done;
+    }),
+  );
+  return { version: POSTGRES_SCHEMA_VERSION, applied };
 }
 
 /**
@@ -207,17 +208,18 @@ export async function runPostgresMigrations(
  * `SCHEMA_MISMATCH` when the version is newer than this code.
  */
 export async function readSchemaVersion(
-  query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>,
+  query: SqlRunner,
   names: TableNames,
 ): Promise<number | null> {
-  let rows: Array<Record<string, unknown>>;
+  let rows: Row[];
   try {
     rows = await query(
       `SELECT max(version) AS version FROM ${names.qualifiedMigrations} WHERE table_name = $1::text`,
       [names.table],
     );
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
+    // TypeORM wraps the pg error in a QueryFailedError that copies its `code`.
+    const { code } = error as { code?: unknown };
     if (code === '42P01' || code === '3F000') return null;
     throw error;
   }
@@ -235,7 +237,8 @@ export type PostgresMigrationClass = new () => MigrationInterface;
  * The package's migrations as TypeORM migration classes, for apps that run migrations with
  * TypeORM (`dataSource.runMigrations()`, the CLI, or `migrationsRun: true`) instead of
  * `repository.migrate()`. Both paths record what they applied in the same `ctx_migrations` table
- * and take the same advisory lock, so they can be mixed and re-run safely.
+ * and take the same advisory lock, so they can be mixed and re-run safely. Give them the same
+ * table options as the repository.
  *
  * @example
  * ```ts
@@ -252,23 +255,29 @@ export function createPostgresMigrations(
   options: PostgresTableOptions = {},
 ): PostgresMigrationClass[] {
   const names = resolveTableNames(options);
+  const runnerOf =
+    (queryRunner: QueryRunner): SqlRunner =>
+    async (sql, params) =>
+      (await queryRunner.query(sql, params)) as Row[];
   return STEPS.map((step) => {
     const name = migrationName(step, names);
     return class CtxPostgresMigration implements MigrationInterface {
       readonly name = name;
 
       async up(queryRunner: QueryRunner): Promise<void> {
-        await withSchemaLock(queryRunner, names, async () => {
-          await ensureBookkeeping(queryRunner, names);
-          const versions = await appliedVersions(queryRunner, names);
-          if (!versions.includes(step.version)) await applyStep(queryRunner, names, step);
+        const query = runnerOf(queryRunner);
+        await withSchemaLock(query, queryRunner.isTransactionActive, names, async () => {
+          await ensureBookkeeping(query, names);
+          const versions = await appliedVersions(query, names);
+          if (!versions.includes(step.version)) await applyStep(query, names, step);
         });
       }
 
       async down(queryRunner: QueryRunner): Promise<void> {
-        await withSchemaLock(queryRunner, names, async () => {
-          await step.down(queryRunner, names);
-          await queryRunner.query(
+        const query = runnerOf(queryRunner);
+        await withSchemaLock(query, queryRunner.isTransactionActive, names, async () => {
+          await step.down(query, names);
+          await query(
             `DELETE FROM ${names.qualifiedMigrations} WHERE table_name = $1::text AND version = $2::int`,
             [names.table, step.version],
           );

@@ -1,10 +1,10 @@
-import { ValidationError } from '@ctx/core';
+import { assertValidTableName, DEFAULT_TABLE_NAME, invalidOption } from '@ctx/core/adapter';
 import { EntitySchema } from 'typeorm';
 
 /** Default PostgreSQL schema of the ctx tables. */
 export const DEFAULT_SCHEMA = 'public';
-/** Default name of the snapshot table (the history table appends `_history`). */
-export const DEFAULT_TABLE_NAME = 'ctx_session_contexts';
+/** Default name of the snapshot table, shared by every SQL adapter (`'ctx_sessions'`). */
+export { DEFAULT_TABLE_NAME };
 /** Name of the bookkeeping table that records applied ctx migrations, in the same schema. */
 export const MIGRATIONS_TABLE_NAME = 'ctx_migrations';
 
@@ -22,7 +22,7 @@ export interface PostgresTableOptions {
   /**
    * Name of the snapshot table, at most 40 characters. The history table is
    * `<tableName>_history`; indexes are prefixed with it too.
-   * @default 'ctx_session_contexts'
+   * @default 'ctx_sessions'
    */
   tableName?: string;
 }
@@ -42,29 +42,30 @@ export interface TableNames {
   display: string;
 }
 
-/** Validates the schema and table names (INVALID_CONFIG) and builds their quoted forms. */
+/** Validates the schema and table names (`INVALID_CONFIG`) and builds their quoted forms. */
 export function resolveTableNames(options: PostgresTableOptions = {}): TableNames {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const table = options.tableName ?? DEFAULT_TABLE_NAME;
-  if (!IDENTIFIER.test(schema) || schema.length > 63) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Invalid schema "${schema}": use a lower-case SQL identifier (a-z, 0-9, _; starting with a letter or _; at most 63 characters)`,
-      { issues: [{ path: 'schema', message: 'not a plain lower-case identifier' }] },
+  if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || schema.length > 63) {
+    throw invalidOption(
+      'PostgreSQL',
+      'schema',
+      `${JSON.stringify(schema)} is not a valid name: use a lower-case SQL identifier (a-z, 0-9, _; starting with a letter or _; at most 63 characters)`,
     );
   }
-  if (!IDENTIFIER.test(table) || table.length > MAX_TABLE_NAME_LENGTH) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Invalid tableName "${table}": use a lower-case SQL identifier (a-z, 0-9, _; at most ${MAX_TABLE_NAME_LENGTH} characters)`,
-      { issues: [{ path: 'tableName', message: 'not a plain lower-case identifier' }] },
+  assertValidTableName('PostgreSQL', table);
+  if (table.length > MAX_TABLE_NAME_LENGTH) {
+    throw invalidOption(
+      'PostgreSQL',
+      'tableName',
+      `"${table}" is too long: at most ${MAX_TABLE_NAME_LENGTH} characters, so the derived index names fit PostgreSQL's 63-byte identifiers`,
     );
   }
   if (table === MIGRATIONS_TABLE_NAME) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Invalid tableName "${table}": the name is reserved for the migrations bookkeeping table`,
-      { issues: [{ path: 'tableName', message: 'reserved' }] },
+    throw invalidOption(
+      'PostgreSQL',
+      'tableName',
+      `"${table}" is reserved for the migrations bookkeeping table`,
     );
   }
   const history = `${table}_history`;
@@ -93,12 +94,19 @@ export interface SessionContextRow {
   createdAt: Date;
   updatedAt: Date;
   version: number;
-  /** When the row stops being visible; `null` for sessions written without a TTL. */
+  /** When the row stops being live; `null` for sessions written without a TTL, and for tombstones. */
   expiresAt: Date | null;
+  /**
+   * When the session was deleted or expired (`null` while it is live or merely expired, not yet
+   * purged). A row with a `deletedAt` is a **tombstone**: it keeps only the id, the last version
+   * and the timestamps, so versions of the id never restart.
+   */
+  deletedAt: Date | null;
 }
 
 /** One row of the history table: a past (or the current) version of a session. */
-export interface SessionContextHistoryRow extends Omit<SessionContextRow, 'expiresAt'> {
+export interface SessionContextHistoryRow
+  extends Omit<SessionContextRow, 'expiresAt' | 'deletedAt'> {
   /** Surrogate key, in insertion order. */
   id: number;
 }
@@ -120,6 +128,10 @@ const bigintAsNumber = {
  * TypeORM `EntitySchema`s describing the ctx tables, for apps that want to query them with
  * TypeORM repositories or query builders (read-only use is recommended: writes that bypass the
  * repository skip the compare-and-set and the history). Add them to your DataSource's `entities`.
+ *
+ * `deletedAt` is declared as TypeORM's delete date column, so `find()` leaves tombstones out
+ * (`withDeleted: true` shows them). Expired rows not yet purged are still found: filter on
+ * `expiresAt` for live sessions only.
  *
  * Both schemas set `synchronize: false`, so `synchronize: true` in your DataSource never alters
  * the ctx tables: the package's migrations own them.
@@ -156,6 +168,7 @@ export function createPostgresEntities(options: PostgresTableOptions = {}): Post
       sessionId: { name: 'session_id', type: 'text', primary: true, collation: 'C' },
       ...snapshotColumns,
       expiresAt: { name: 'expires_at', type: 'timestamptz', nullable: true },
+      deletedAt: { name: 'deleted_at', type: 'timestamptz', nullable: true, deleteDate: true },
     },
   });
 

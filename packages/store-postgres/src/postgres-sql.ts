@@ -1,8 +1,19 @@
 import type { SessionContext } from '@ctx/core';
+import type { Row } from './postgres-client.js';
 import type { TableNames } from './postgres-schema.js';
 
-/** A row is visible unless it has an expiry in the past. */
-const LIVE = '(expires_at IS NULL OR expires_at > now())';
+/**
+ * A timestamp parameter: epoch milliseconds from the repository's clock (`now`, `expiresAt`,
+ * `createdAt`…) become a `timestamptz`, exact to the millisecond. The database's own clock is
+ * never used, so every repository and every backend agrees on when a session expires.
+ */
+const at = (parameter: string) => `to_timestamp(${parameter}::float8 / 1000)`;
+
+/** A live row (of table `alias`) at time `now`: not a tombstone, not expired. */
+function live(now: string, alias = ''): string {
+  const p = alias === '' ? '' : `${alias}.`;
+  return `${p}deleted_at IS NULL AND (${p}expires_at IS NULL OR ${p}expires_at > ${at(now)})`;
+}
 
 /** Columns selected for a snapshot (of table `alias`); timestamps as exact epoch milliseconds. */
 function projection(alias = ''): string {
@@ -18,20 +29,45 @@ const PROJECTION = projection();
 const HISTORY_COLUMNS =
   'session_id, version, user_id, summary, goal, plan, progress, created_at, updated_at';
 
-const EXPIRES_AT = "now() + $10::float8 * interval '1 millisecond'";
+/** What a tombstone keeps: the id, the last version and the timestamps; no content, no owner. */
+const BLANK = "user_id = NULL, summary = '', goal = NULL, plan = NULL, progress = NULL";
 
-/** The statements of one repository, built once from its table names and history setting. */
+const CONTENT = `user_id = $2::text, summary = $3::text, goal = $4::text, plan = $5::jsonb,
+  progress = $6::jsonb, created_at = ${at('$7')}, updated_at = ${at('$8')}, expires_at = ${at('$10')}`;
+
+/**
+ * The statements of one repository, built once from its table names and history setting. Each
+ * write is a single statement (data-modifying CTEs), so it is atomic under READ COMMITTED with
+ * any number of concurrent writers, and each ends in a SELECT.
+ */
 export interface Statements {
-  get: string;
-  /** Insert-if-absent (or over an expired row). Params: see {@link saveParams}. */
+  /** `$1` session id, `$2` now. */
+  read: string;
+  /**
+   * Insert, or take over a tombstone or an expired row at its version + 1, resetting the
+   * history; returns `version`, or no row when a live session exists. Params: {@link writeParams}.
+   */
   create: string;
-  /** Update-where-version. Params: {@link saveParams} plus the expected version as `$11`. */
+  /**
+   * Update the live row at version `$12`; returns `version` (null when refused) and
+   * `current_version` (the live version it found, locked, null when none). Params:
+   * {@link writeParams} plus the expected version.
+   */
   update: string;
-  currentVersion: string;
-  delete: string;
-  purgeExpired: string;
+  /** The live version after a refused create. `$1` session id, `$2` now. */
+  liveVersion: string;
+  /**
+   * Tombstone the live row when it matches `$3` (user id or null) and `$4` (version or null);
+   * returns the row it locked (`live`, `version`, `user_id`, `removed`), no row when absent.
+   * `$1` session id, `$2` now.
+   */
+  remove: string;
+  /** Tombstone expired rows, forget old tombstones; returns `purged`. `$1` now, `$2` tombstonesBefore. */
+  purge: string;
+  /** `$1` session id, `$2` limit, `$3` historyLimit, `$4` now. */
   history: string;
-  list(options: { byUser: boolean; afterCursor: boolean }): string;
+  /** `$1` now, then the user id, the cursor's time and id when present, then the limit. */
+  scan(options: { byUser: boolean; afterCursor: boolean }): string;
 }
 
 /** Builds the SQL for the tables in `names`; `historyLimit > 0` adds the history writes. */
@@ -43,86 +79,117 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
           INSERT INTO ${history} (${HISTORY_COLUMNS}) SELECT ${HISTORY_COLUMNS} FROM written
         )`
       : '';
-  const listCache = new Map<string, string>();
+  const trimHistory =
+    historyLimit > 0
+      ? `, trimmed AS (
+          DELETE FROM ${history}
+          WHERE session_id IN (SELECT session_id FROM written) AND version <= $9::bigint - ${historyLimit}
+        )`
+      : '';
+  const scans = new Map<string, string>();
 
   return {
-    get: `SELECT ${PROJECTION} FROM ${table} WHERE session_id = $1::text AND ${LIVE}`,
+    read: `SELECT ${PROJECTION} FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
 
-    // The expired-row takeover and the history reset happen in the same statement as the insert,
-    // so a create over an expired session is as atomic as one over an absent session.
+    // The takeover and the history reset happen in the statement that inserts, so a create over a
+    // tombstone or an expired row is as atomic as one over an absent id.
     create: `WITH written AS (
         INSERT INTO ${table} AS t
           (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, expires_at)
         VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb,
-          $7::timestamptz, $8::timestamptz, $9::bigint, ${EXPIRES_AT})
+          ${at('$7')}, ${at('$8')}, $9::bigint, ${at('$10')})
         ON CONFLICT (session_id) DO UPDATE SET
           user_id = excluded.user_id, summary = excluded.summary, goal = excluded.goal,
           plan = excluded.plan, progress = excluded.progress, created_at = excluded.created_at,
-          updated_at = excluded.updated_at, version = excluded.version, expires_at = excluded.expires_at
-        WHERE t.expires_at IS NOT NULL AND t.expires_at <= now()
+          updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+          version = t.version + 1, deleted_at = NULL
+        WHERE t.deleted_at IS NOT NULL OR t.expires_at <= ${at('$11')}
         RETURNING t.*
       ), cleared AS (
         DELETE FROM ${history} WHERE session_id IN (SELECT session_id FROM written)
       )${recordHistory}
-      SELECT ${PROJECTION} FROM written`,
+      SELECT version FROM written`,
 
-    update:
-      historyLimit > 0
-        ? `WITH written AS (
-            UPDATE ${table} AS t SET
-              user_id = $2::text, summary = $3::text, goal = $4::text, plan = $5::jsonb,
-              progress = $6::jsonb, created_at = $7::timestamptz, updated_at = $8::timestamptz,
-              version = $9::bigint, expires_at = ${EXPIRES_AT}
-            WHERE t.session_id = $1::text AND t.version = $11::bigint AND ${LIVE}
-            RETURNING t.*
-          ), trimmed AS (
-            DELETE FROM ${history}
-            WHERE session_id IN (SELECT session_id FROM written) AND version <= $9::bigint - ${historyLimit}
-          )${recordHistory}
-          SELECT ${PROJECTION} FROM written`
-        : `UPDATE ${table} SET
-            user_id = $2::text, summary = $3::text, goal = $4::text, plan = $5::jsonb,
-            progress = $6::jsonb, created_at = $7::timestamptz, updated_at = $8::timestamptz,
-            version = $9::bigint, expires_at = ${EXPIRES_AT}
-          WHERE session_id = $1::text AND version = $11::bigint AND ${LIVE}
-          RETURNING ${PROJECTION}`,
+    // `current` locks the row and sees its newest committed version, so the version reported on
+    // a refusal is the one the update was refused against.
+    update: `WITH current AS (
+        SELECT version, ${live('$11')} AS live FROM ${table} WHERE session_id = $1::text FOR UPDATE
+      ), written AS (
+        UPDATE ${table} AS t SET ${CONTENT}, version = $9::bigint
+        FROM current
+        WHERE t.session_id = $1::text AND current.live AND current.version = $12::bigint
+        RETURNING t.*
+      )${trimHistory}${recordHistory}
+      SELECT (SELECT version FROM written) AS version,
+        (SELECT version FROM current WHERE live) AS current_version`,
 
-    currentVersion: `SELECT version FROM ${table} WHERE session_id = $1::text AND ${LIVE}`,
+    liveVersion: `SELECT version FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
 
-    delete: `DELETE FROM ${table} WHERE session_id = $1::text RETURNING ${LIVE} AS live`,
+    // One statement decides and tombstones on the row it locked, so no other writer can come
+    // between the owner/version check and the delete.
+    remove: `WITH current AS (
+        SELECT version, user_id, ${live('$2')} AS live FROM ${table} WHERE session_id = $1::text FOR UPDATE
+      ), removed AS (
+        UPDATE ${table} AS t SET ${BLANK}, expires_at = NULL, deleted_at = ${at('$2')}
+        FROM current
+        WHERE t.session_id = $1::text AND current.live
+          AND ($3::text IS NULL OR current.user_id IS NULL OR current.user_id = $3::text)
+          AND ($4::bigint IS NULL OR current.version = $4::bigint)
+        RETURNING t.session_id
+      ), cleared AS (
+        DELETE FROM ${history} WHERE session_id IN (SELECT session_id FROM removed)
+      )
+      SELECT live, version, user_id, EXISTS (SELECT 1 FROM removed) AS removed FROM current`,
 
-    purgeExpired: `DELETE FROM ${table} WHERE expires_at <= now()`,
+    // An expired session's tombstone is dated from when it expired; one that expired before the
+    // retention window is forgotten at once (and still counted). History rows of forgotten rows
+    // go with them (ON DELETE CASCADE).
+    purge: `WITH expired AS (
+        UPDATE ${table} SET ${BLANK}, deleted_at = expires_at, expires_at = NULL
+        WHERE deleted_at IS NULL AND expires_at <= ${at('$1')} AND expires_at >= ${at('$2')}
+        RETURNING session_id
+      ), forgotten AS (
+        DELETE FROM ${table}
+        WHERE deleted_at < ${at('$2')} OR (deleted_at IS NULL AND expires_at < ${at('$2')})
+        RETURNING deleted_at IS NULL AS was_live
+      ), cleared AS (
+        DELETE FROM ${history} WHERE session_id IN (SELECT session_id FROM expired)
+      )
+      SELECT ((SELECT count(*) FROM expired) + (SELECT count(*) FROM forgotten WHERE was_live))::int AS purged`,
 
-    // Rows newer than the live version can only be leftovers of an expired earlier session.
+    // Versions written by a repository with a larger historyLimit, or before the live version
+    // (rows of an earlier session are cleared by the create), do not count.
     history: `SELECT ${projection('h')}
       FROM ${history} h JOIN ${table} t ON t.session_id = h.session_id
-      WHERE h.session_id = $1::text AND h.version <= t.version
-        AND (t.expires_at IS NULL OR t.expires_at > now())
+      WHERE h.session_id = $1::text AND ${live('$4', 't')}
+        AND h.version <= t.version AND h.version > t.version - $3::bigint
       ORDER BY h.version DESC LIMIT $2::int`,
 
-    list({ byUser, afterCursor }) {
+    scan({ byUser, afterCursor }) {
       const key = `${byUser}:${afterCursor}`;
-      let sql = listCache.get(key);
+      let sql = scans.get(key);
       if (sql === undefined) {
-        const conditions = [LIVE];
-        let index = 0;
+        const conditions = [live('$1')];
+        let index = 1;
         if (byUser) conditions.push(`user_id = $${++index}::text`);
         if (afterCursor) {
-          conditions.push(
-            `(updated_at, session_id) < ($${++index}::timestamptz, $${++index}::text)`,
-          );
+          conditions.push(`(updated_at, session_id) < (${at(`$${++index}`)}, $${++index}::text)`);
         }
         sql = `SELECT ${PROJECTION} FROM ${table} WHERE ${conditions.join(' AND ')}
           ORDER BY updated_at DESC, session_id DESC LIMIT $${++index}::int`;
-        listCache.set(key, sql);
+        scans.set(key, sql);
       }
       return sql;
     },
   };
 }
 
-/** Parameters `$1`–`$10` of the create and update statements. */
-export function saveParams(snapshot: SessionContext, ttlMs: number | undefined): unknown[] {
+/** Parameters `$1`–`$11` of the create and update statements. */
+export function writeParams(
+  snapshot: SessionContext,
+  expiresAt: number | null,
+  now: number,
+): unknown[] {
   return [
     snapshot.sessionId,
     snapshot.userId,
@@ -130,10 +197,11 @@ export function saveParams(snapshot: SessionContext, ttlMs: number | undefined):
     snapshot.goal,
     snapshot.plan === null ? null : JSON.stringify(snapshot.plan),
     snapshot.progress === null ? null : JSON.stringify(snapshot.progress),
-    snapshot.createdAt,
-    snapshot.updatedAt,
+    snapshot.createdAt.getTime(),
+    snapshot.updatedAt.getTime(),
     snapshot.version,
-    ttlMs ?? null,
+    expiresAt,
+    now,
   ];
 }
 
@@ -143,8 +211,8 @@ function toSteps(value: unknown): string[] | null {
   return Array.isArray(parsed) ? parsed.map(String) : null;
 }
 
-/** Decodes a row selected with the standard projection. */
-export function toSnapshot(row: Record<string, unknown>): SessionContext {
+/** Decodes a row selected with the standard projection into a fresh snapshot. */
+export function toSnapshot(row: Row): SessionContext {
   return {
     sessionId: String(row.session_id),
     userId: row.user_id === null || row.user_id === undefined ? null : String(row.user_id),

@@ -44,16 +44,19 @@ export async function dropSchema(schema: string): Promise<void> {
   await withRawClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
 }
 
-/** Reads a stored row straight through `pg`, with timestamps as epoch milliseconds. */
+/**
+ * Reads a stored session straight through `pg`, with timestamps as epoch milliseconds. A
+ * tombstone (a deleted or purged session: `deleted_at` set) is no session: `null`.
+ */
 export async function readRawRow(
   client: pg.Client | pg.Pool,
   schema: string,
   sessionId: string,
-  tableName = 'ctx_session_contexts',
+  tableName = 'ctx_sessions',
 ): Promise<RawSnapshot | null> {
   const { rows } = await client.query(
     `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version
-     FROM "${schema}"."${tableName}" WHERE session_id = $1`,
+     FROM "${schema}"."${tableName}" WHERE session_id = $1 AND deleted_at IS NULL`,
     [sessionId],
   );
   const row = rows[0];

@@ -72,27 +72,34 @@ describe('migrate()', () => {
       ),
     );
     expect(results.every((result) => result.version === POSTGRES_SCHEMA_VERSION)).toBe(true);
-    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 2]);
     const recorded = await rawRows<{ table_name: string; version: number; name: string }>(
-      `SELECT table_name, version, name FROM "${schema}".ctx_migrations`,
+      `SELECT table_name, version, name FROM "${schema}".ctx_migrations ORDER BY version`,
     );
     expect(recorded).toEqual([
       {
-        table_name: 'ctx_session_contexts',
+        table_name: 'ctx_sessions',
         version: 1,
-        name: expect.stringMatching(/_\d{13}$/),
+        name: expect.stringMatching(/^CtxCreateSessionContexts_.*_\d{13}$/),
+      },
+      {
+        table_name: 'ctx_sessions',
+        version: 2,
+        name: expect.stringMatching(/^CtxAddTombstones_.*_\d{13}$/),
       },
     ]);
     const repository = track(createPostgresRepository({ dataSource: sources[0]!, schema }));
     const snapshot = makeSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
-    expect(await repository.migrate()).toEqual({ version: 1, applied: [] });
+    expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
     expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
   });
 
-  it('until the tables exist, calls fail with SCHEMA_MISMATCH and create nothing', async () => {
+  it('with migrate: false, calls fail with SCHEMA_MISMATCH until the tables exist, and create nothing', async () => {
     const schema = freshSchema();
-    const repository = track(createPostgresRepository({ url: POSTGRES_URL, schema }));
+    const repository = track(
+      createPostgresRepository({ url: POSTGRES_URL, schema, migrate: false }),
+    );
     for (const call of [
       () => repository.get(randomId()),
       () => repository.save(makeSnapshot(), { expectedVersion: null }),
@@ -101,7 +108,7 @@ describe('migrate()', () => {
       const error = await errorOf(call);
       expect(error.code).toBe('SCHEMA_MISMATCH');
       expect(error.message).toContain('repository.migrate()');
-      expect(error.message).toContain('autoMigrate');
+      expect(error.message).toContain('migrate: true');
     }
     expect(await rawRows('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).toHaveLength(
       0,
@@ -110,18 +117,16 @@ describe('migrate()', () => {
     expect(await repository.get(randomId())).toBeNull();
   });
 
-  it('autoMigrate: five URL repositories starting together migrate exactly once', async () => {
+  it('migrate (the default): five URL repositories starting together migrate exactly once', async () => {
     const schema = freshSchema();
     const started = Array.from({ length: 5 }, () =>
-      track(
-        createPostgresRepository({ url: POSTGRES_URL, schema, autoMigrate: true, poolSize: 2 }),
-      ),
+      track(createPostgresRepository({ url: POSTGRES_URL, schema, poolSize: 2 })),
     );
     const results = await Promise.all(started.map((repository) => repository.list()));
     expect(results.every((page) => page.items.length === 0)).toBe(true);
-    expect(await rawRows(`SELECT version FROM "${schema}".ctx_migrations`)).toEqual([
-      { version: 1 },
-    ]);
+    expect(
+      await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
+    ).toEqual([{ version: 1 }, { version: 2 }]);
   });
 
   it('a database migrated by a newer version is refused by migrate() and by every call', async () => {
@@ -129,10 +134,11 @@ describe('migrate()', () => {
     const dataSource = await openDataSource();
     await track(createPostgresRepository({ dataSource, schema })).migrate();
     await rawRows(
-      `INSERT INTO "${schema}".ctx_migrations (table_name, version, name) VALUES ('ctx_session_contexts', 2, 'FromTheFuture')`,
+      `INSERT INTO "${schema}".ctx_migrations (table_name, version, name) VALUES ('ctx_sessions', $1, 'FromTheFuture')`,
+      [POSTGRES_SCHEMA_VERSION + 1],
     );
-    const plain = track(createPostgresRepository({ dataSource, schema }));
-    const automatic = track(createPostgresRepository({ dataSource, schema, autoMigrate: true }));
+    const plain = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    const automatic = track(createPostgresRepository({ dataSource, schema }));
     for (const call of [
       () => plain.get(randomId()),
       () => plain.migrate(),
@@ -157,12 +163,93 @@ describe('migrate()', () => {
     expect(await second.get(snapshot.sessionId)).toBeNull();
     expect(
       await rawRows(
-        `SELECT table_name, version FROM "${schema}".ctx_migrations ORDER BY table_name`,
+        `SELECT table_name, version FROM "${schema}".ctx_migrations ORDER BY table_name, version`,
       ),
     ).toEqual([
       { table_name: 'team_a_sessions', version: 1 },
+      { table_name: 'team_a_sessions', version: 2 },
       { table_name: 'team_b_sessions', version: 1 },
+      { table_name: 'team_b_sessions', version: 2 },
     ]);
+  });
+});
+
+describe('upgrade from schema version 1 (the previous release)', () => {
+  it('migrate adds tombstones to tables written by version 1; sessions, history and versions carry on', async () => {
+    const schema = freshSchema();
+    // Version 1 exactly as released: the first step alone, run by TypeORM.
+    await rawRows(`CREATE SCHEMA "${schema}"`);
+    const [first] = createPostgresMigrations({ schema });
+    const old = await openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: [first!],
+    });
+    expect(await old.runMigrations()).toHaveLength(1);
+    const table = `"${schema}".ctx_sessions`;
+    const userId = randomId('user');
+    const [live, expired] = [randomId('live'), randomId('expired')];
+    // Rows as version 1 wrote them: a live session with history, and an expired one.
+    await rawRows(
+      `INSERT INTO ${table} (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, expires_at)
+       VALUES ($1, $3, 'live v3', NULL, '["a"]', NULL, now(), now(), 3, NULL),
+              ($2, $3, 'expired v2', NULL, NULL, NULL, now(), now(), 2, now() - interval '1 minute')`,
+      [live, expired, userId],
+    );
+    await rawRows(
+      `INSERT INTO "${schema}".ctx_sessions_history (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version)
+       VALUES ($1, $2, 'live v2', NULL, NULL, NULL, now(), now(), 2), ($1, $2, 'live v3', NULL, '["a"]', NULL, now(), now(), 3)`,
+      [live, userId],
+    );
+
+    const stale = track(createPostgresRepository({ dataSource: old, schema, migrate: false }));
+    const refused = await errorOf(() => stale.get(live));
+    expect(refused.code).toBe('SCHEMA_MISMATCH');
+    expect(refused.message).toContain('schema version 1, this code needs 2');
+
+    const repository = track(
+      createPostgresRepository({ url: POSTGRES_URL, schema, historyLimit: 3 }),
+    );
+    const current = await repository.get(live);
+    expect(current).toMatchObject({ summary: 'live v3', plan: ['a'], version: 3, userId });
+    expect((await repository.history?.(live))?.map((item) => item.summary)).toEqual([
+      'live v3',
+      'live v2',
+    ]);
+    expect(
+      await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
+    ).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
+
+    // The expired session of version 1 is taken over at its version + 1.
+    const reborn = await repository.save(makeSnapshot({ sessionId: expired }), {
+      expectedVersion: null,
+    });
+    expect(reborn.version).toBe(3);
+    // A delete now leaves a tombstone: the re-created session continues, a stale writer conflicts.
+    expect(await repository.delete(live, { userId })).toBe(true);
+    const again = await repository.save(makeSnapshot({ sessionId: live }), {
+      expectedVersion: null,
+    });
+    expect(again.version).toBe(4);
+    const conflict = await errorOf(() =>
+      repository.save({ ...current!, summary: 'stale', version: 4 }, { expectedVersion: 3 }),
+    );
+    expect(conflict.code).toBe('VERSION_CONFLICT');
+    // TypeORM, given both steps, finds the second one still to run in its own records and
+    // records it without applying it twice.
+    const upgraded = await openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: createPostgresMigrations({ schema }),
+    });
+    expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
+      `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
+    ]);
+    expect(
+      await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
+    ).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await repository.get(live)).toMatchObject({ version: 4 });
   });
 });
 
@@ -184,7 +271,7 @@ describe('table layout', () => {
           (column) =>
             `${column.column_name} ${column.data_type}${column.is_nullable === 'YES' ? ' null' : ''}${column.collation ? ` ${column.collation}` : ''}`,
         );
-    expect(describeColumns('ctx_session_contexts')).toEqual([
+    expect(describeColumns('ctx_sessions')).toEqual([
       'session_id text C',
       'user_id text null',
       'summary text',
@@ -195,8 +282,9 @@ describe('table layout', () => {
       'updated_at timestamp with time zone',
       'version bigint',
       'expires_at timestamp with time zone null',
+      'deleted_at timestamp with time zone null',
     ]);
-    expect(describeColumns('ctx_session_contexts_history')).toEqual([
+    expect(describeColumns('ctx_sessions_history')).toEqual([
       'id bigint',
       'session_id text C',
       'user_id text null',
@@ -214,20 +302,19 @@ describe('table layout', () => {
     );
     const definition = (name: string) =>
       indexes.find((index) => index.indexname === name)?.indexdef ?? 'missing';
-    expect(definition('ctx_session_contexts_user_list_idx')).toContain(
+    expect(definition('ctx_sessions_user_list_idx')).toContain(
       '(user_id, updated_at DESC, session_id DESC)',
     );
-    expect(definition('ctx_session_contexts_list_idx')).toContain(
-      '(updated_at DESC, session_id DESC)',
-    );
-    expect(definition('ctx_session_contexts_expires_idx')).toContain(
+    expect(definition('ctx_sessions_list_idx')).toContain('(updated_at DESC, session_id DESC)');
+    expect(definition('ctx_sessions_expires_idx')).toContain(
       '(expires_at) WHERE (expires_at IS NOT NULL)',
     );
-    expect(definition('ctx_session_contexts_history_session_idx')).toContain(
-      '(session_id, version DESC)',
+    expect(definition('ctx_sessions_deleted_idx')).toContain(
+      '(deleted_at) WHERE (deleted_at IS NOT NULL)',
     );
+    expect(definition('ctx_sessions_history_session_idx')).toContain('(session_id, version DESC)');
     const [foreignKey] = await rawRows<{ deletes: string }>(
-      `SELECT confdeltype AS deletes FROM pg_constraint WHERE conname = 'ctx_session_contexts_history_session_fkey'
+      `SELECT confdeltype AS deletes FROM pg_constraint WHERE conname = 'ctx_sessions_history_session_fkey'
        AND connamespace = $1::regnamespace`,
       [schema],
     );
@@ -251,13 +338,14 @@ describe('TypeORM-run migrations', () => {
     const dataSource = await typeormDataSource(schema);
     const executed = await dataSource.runMigrations();
     expect(executed.map((migration) => migration.name)).toEqual([
-      `CtxCreateSessionContexts_${schema}_ctx_session_contexts_1764028800000`,
+      `CtxCreateSessionContexts_${schema}_ctx_sessions_1764028800000`,
+      `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
     ]);
     expect(await dataSource.runMigrations()).toEqual([]);
-    const repository = track(createPostgresRepository({ dataSource, schema }));
+    const repository = track(createPostgresRepository({ dataSource, schema, migrate: false }));
     const snapshot = makeSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
-    expect(await repository.migrate()).toEqual({ version: 1, applied: [] });
+    expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
     expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
   });
 
@@ -268,24 +356,39 @@ describe('TypeORM-run migrations', () => {
     await repository.migrate();
     const snapshot = makeSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
-    expect(await dataSource.runMigrations()).toHaveLength(1);
+    expect(await dataSource.runMigrations()).toHaveLength(2);
     expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
-    expect(await rawRows(`SELECT version FROM "${schema}".ctx_migrations`)).toEqual([
-      { version: 1 },
-    ]);
+    expect(
+      await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
+    ).toEqual([{ version: 1 }, { version: 2 }]);
   });
 
-  it('undoLastMigration() drops the tables; calls then report SCHEMA_MISMATCH until migrated again', async () => {
+  it('undoLastMigration() undoes one step at a time; with migrate: false, calls report SCHEMA_MISMATCH until migrated again', async () => {
     const schema = freshSchema();
     const dataSource = await typeormDataSource(schema);
     await dataSource.runMigrations();
+    const repository = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    const kept = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const deleted = await repository.save(makeSnapshot(), { expectedVersion: null });
+    expect(await repository.delete(deleted.sessionId)).toBe(true);
+
+    // Undoing the tombstones step drops the tombstones with the column; live sessions stay.
     await dataSource.undoLastMigration();
     expect(
-      await rawRows('SELECT to_regclass($1) AS table', [`"${schema}".ctx_session_contexts`]),
-    ).toEqual([{ table: null }]);
-    const repository = track(createPostgresRepository({ dataSource, schema }));
-    expect((await errorOf(() => repository.get(randomId()))).code).toBe('SCHEMA_MISMATCH');
-    expect((await repository.migrate()).applied).toHaveLength(1);
-    expect(await repository.get(randomId())).toBeNull();
+      await rawRows(`SELECT session_id FROM "${schema}".ctx_sessions ORDER BY session_id`),
+    ).toEqual([{ session_id: kept.sessionId }]);
+    const stale = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    const error = await errorOf(() => stale.get(kept.sessionId));
+    expect(error.code).toBe('SCHEMA_MISMATCH');
+    expect(error.message).toContain('schema version 1');
+
+    await dataSource.undoLastMigration();
+    expect(await rawRows('SELECT to_regclass($1) AS table', [`"${schema}".ctx_sessions`])).toEqual([
+      { table: null },
+    ]);
+    const empty = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    expect((await errorOf(() => empty.get(randomId()))).code).toBe('SCHEMA_MISMATCH');
+    expect((await empty.migrate()).applied).toHaveLength(2);
+    expect(await empty.get(randomId())).toBeNull();
   });
 });

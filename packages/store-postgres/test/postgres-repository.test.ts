@@ -1,5 +1,6 @@
 import { makeSnapshot, nextVersion } from '@ctx/conformance';
 import { ContextError, isRetryableError, type SessionContext } from '@ctx/core';
+import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -57,9 +58,16 @@ afterAll(async () => {
 describe('options', () => {
   it('refuses invalid options with INVALID_CONFIG naming the option', () => {
     const cases: Array<[unknown, string]> = [
-      [{}, 'exactly one of `url` and `dataSource`'],
-      [{ url: POSTGRES_URL, dataSource }, 'exactly one of `url` and `dataSource`'],
+      [{}, 'exactly one of `pool`, `url` and `dataSource`'],
+      [{ url: POSTGRES_URL, dataSource }, 'exactly one of `pool`, `url` and `dataSource`'],
+      [{ url: POSTGRES_URL, pool: {} }, 'exactly one of `pool`, `url` and `dataSource`'],
       [{ url: '  ' }, 'url'],
+      [{ pool: {} }, 'pool'],
+      [{ url: POSTGRES_URL, autoMigrate: true }, 'renamed to `migrate`'],
+      [{ url: POSTGRES_URL, migrate: 'yes' }, 'migrate'],
+      [{ url: POSTGRES_URL, tombstoneRetentionMs: -1 }, 'tombstoneRetentionMs'],
+      [{ url: POSTGRES_URL, preparedStatements: 'no' }, 'preparedStatements'],
+      [{ url: POSTGRES_URL, tableName: 'Bad-Name' }, 'tableName'],
       [{ url: POSTGRES_URL, schema: 'Bad-Schema' }, 'schema'],
       [{ url: POSTGRES_URL, tableName: 'x'.repeat(41) }, 'tableName'],
       [{ url: POSTGRES_URL, tableName: 'ctx_migrations' }, 'reserved'],
@@ -89,7 +97,7 @@ describe('options', () => {
     expect(typeof both.history).toBe('function');
     expect(open().history).toBeUndefined();
     expect(both.schema).toBe(schema);
-    expect(both.tableName).toBe('ctx_session_contexts');
+    expect(both.tableName).toBe('ctx_sessions');
   });
 });
 
@@ -118,6 +126,47 @@ describe('connection ownership', () => {
     await repository.close();
     expect(dataSource.isInitialized).toBe(true);
     expect(await dataSource.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+  });
+
+  it('an injected pg pool carries every statement and is never ended by the repository', async () => {
+    const applicationName = randomId('ctx_injected');
+    const pool = new pg.Pool({
+      connectionString: POSTGRES_URL,
+      max: 2,
+      application_name: applicationName,
+    });
+    try {
+      const repository = createPostgresRepository({ pool, schema });
+      const saved = await repository.save(makeSnapshot(), { expectedVersion: null });
+      expect(await repository.get(saved.sessionId)).toMatchObject({ version: 1 });
+      expect(pool.totalCount).toBeGreaterThan(0);
+      await repository.close();
+      expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('statements are prepared once per connection, unless preparedStatements is false', async () => {
+    const preparedOn = async (preparedStatements: boolean) => {
+      // One connection, so the repository's statements and the check share it.
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+      try {
+        const repository = createPostgresRepository({ pool, schema, preparedStatements });
+        const saved = await repository.save(makeSnapshot(), { expectedVersion: null });
+        await repository.get(saved.sessionId);
+        await repository.get(saved.sessionId);
+        await repository.close();
+        const { rows } = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'ctx\\_%'",
+        );
+        return rows[0].n as number;
+      } finally {
+        await pool.end();
+      }
+    };
+    expect(await preparedOn(true)).toBeGreaterThanOrEqual(2);
+    expect(await preparedOn(false)).toBe(0);
   });
 
   it('an injected DataSource that is not initialized is reported with what to do', async () => {
@@ -166,7 +215,7 @@ describe('errors', () => {
       await withRawClient(async (client) => {
         await client.query('BEGIN');
         await client.query(
-          `SELECT 1 FROM "${schema}".ctx_session_contexts WHERE session_id = $1 FOR UPDATE`,
+          `SELECT 1 FROM "${schema}".ctx_sessions WHERE session_id = $1 FOR UPDATE`,
           [first.sessionId],
         );
         const started = Date.now();
@@ -195,7 +244,7 @@ describe('errors', () => {
       await withRawClient(async (client) => {
         await client.query('BEGIN');
         await client.query(
-          `SELECT 1 FROM "${schema}".ctx_session_contexts WHERE session_id = $1 FOR UPDATE`,
+          `SELECT 1 FROM "${schema}".ctx_sessions WHERE session_id = $1 FOR UPDATE`,
           [first.sessionId],
         );
         const blocked = caught(() => repository.save(nextVersion(first), { expectedVersion: 1 }));
@@ -238,7 +287,7 @@ describe('errors', () => {
       await withRawClient(async (client) => {
         await client.query(`GRANT USAGE ON SCHEMA "${schema}" TO ${role}`);
         await client.query(`GRANT SELECT ON "${schema}".ctx_migrations TO ${role}`);
-        await client.query(`GRANT SELECT ON "${schema}".ctx_session_contexts TO ${role}`);
+        await client.query(`GRANT SELECT ON "${schema}".ctx_sessions TO ${role}`);
       });
       expect(await repository.get(randomId())).toBeNull();
       const error = await caught(() => repository.save(makeSnapshot(), { expectedVersion: null }));
@@ -262,7 +311,7 @@ describe('errors', () => {
       await repository.migrate();
       expect(await repository.get(randomId())).toBeNull();
       await withRawClient((client) =>
-        client.query(`DROP TABLE "${otherSchema}".ctx_session_contexts CASCADE`),
+        client.query(`DROP TABLE "${otherSchema}".ctx_sessions CASCADE`),
       );
       const error = await caught(() => repository.get(randomId()));
       expect(error.code).toBe('SCHEMA_MISMATCH');
@@ -284,26 +333,38 @@ describe('ttl', () => {
       return rows[0].n as number;
     });
 
-  it('expires_at is set from the server clock and cleared by a write without TTL', async () => {
-    const withTtl = open({ ttlMs: 60_000 });
-    const first = await withTtl.save(makeSnapshot(), { expectedVersion: null });
-    const expiry = await withRawClient(async (client) => {
+  const rawRow = (sessionId: string) =>
+    withRawClient(async (client) => {
       const { rows } = await client.query(
-        `SELECT extract(epoch FROM expires_at - now()) AS left FROM "${schema}".ctx_session_contexts WHERE session_id = $1`,
-        [first.sessionId],
+        `SELECT user_id, summary, goal, plan, progress, version, expires_at, deleted_at
+         FROM "${schema}".ctx_sessions WHERE session_id = $1`,
+        [sessionId],
       );
-      return Number(rows[0].left);
+      return rows[0] as Record<string, unknown> | undefined;
     });
-    expect(expiry).toBeGreaterThan(55);
-    expect(expiry).toBeLessThanOrEqual(60);
-    await open().save(nextVersion(first), { expectedVersion: 1 });
-    const raw = await withRawClient((client) =>
-      client.query(
-        `SELECT expires_at FROM "${schema}".ctx_session_contexts WHERE session_id = $1`,
-        [first.sessionId],
-      ),
-    );
-    expect(raw.rows[0].expires_at).toBeNull();
+
+  it("expires_at is the repository clock's now + ttlMs, and a write without TTL clears it", async () => {
+    const clock = Date.UTC(2030, 0, 2, 3, 4, 5, 678);
+    const withTtl = open({ ttlMs: 60_000, now: () => clock });
+    const first = await withTtl.save(makeSnapshot(), { expectedVersion: null });
+    const stored = await rawRow(first.sessionId);
+    expect((stored?.expires_at as Date | undefined)?.getTime()).toBe(clock + 60_000);
+    expect(await withTtl.get(first.sessionId)).toMatchObject({ version: 1 });
+    await open({ now: () => clock }).save(nextVersion(first), { expectedVersion: 1 });
+    expect((await rawRow(first.sessionId))?.expires_at).toBeNull();
+  });
+
+  it('expiry follows the repository clock, not the database server clock', async () => {
+    let clock = Date.now();
+    const repository = open({ ttlMs: 60_000, now: () => clock });
+    const snapshot = await repository.save(makeSnapshot(), { expectedVersion: null });
+    clock += 59_999;
+    expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
+    clock += 1;
+    expect(await repository.get(snapshot.sessionId)).toBeNull();
+    expect(await repository.list({ userId: snapshot.userId as string })).toMatchObject({
+      items: [],
+    });
   });
 
   it('expiry is stored per row: a repository without ttlMs hides and purges expired rows too', async () => {
@@ -313,9 +374,20 @@ describe('ttl', () => {
     expect(await reader.get(snapshot.sessionId)).toMatchObject({ version: 1 });
     await sleep(350);
     expect(await reader.get(snapshot.sessionId)).toBeNull();
-    expect(await countRows('ctx_session_contexts', snapshot.sessionId)).toBe(1);
+    expect(await countRows('ctx_sessions', snapshot.sessionId)).toBe(1);
     expect(await reader.purgeExpired()).toBeGreaterThanOrEqual(1);
-    expect(await countRows('ctx_session_contexts', snapshot.sessionId)).toBe(0);
+    // Purged: a tombstone dated from the expiry keeps the version, nothing else.
+    const tombstone = await rawRow(snapshot.sessionId);
+    expect(tombstone).toMatchObject({
+      user_id: null,
+      summary: '',
+      goal: null,
+      plan: null,
+      progress: null,
+      version: '1',
+      expires_at: null,
+    });
+    expect(tombstone?.deleted_at).toBeInstanceOf(Date);
   });
 
   it('creators racing over an expired session on two connections: exactly one takes it over', async () => {
@@ -343,17 +415,102 @@ describe('ttl', () => {
     const winners = results.filter((result) => result.status === 'fulfilled');
     const losers = results.filter((result) => result.status === 'rejected');
     expect(winners).toHaveLength(1);
+    // The winner continues the expired session's versions (3) instead of restarting at 1.
     for (const loser of losers) {
       expect((loser as PromiseRejectedResult).reason).toMatchObject({
         code: 'VERSION_CONFLICT',
-        currentVersion: 1,
+        currentVersion: 4,
       });
     }
     const winner = (winners[0] as PromiseFulfilledResult<SessionContext>).value;
-    expect(await two.get(sessionId)).toMatchObject({ summary: winner.summary, version: 1 });
+    expect(winner.version).toBe(4);
+    expect(await two.get(sessionId)).toMatchObject({ summary: winner.summary, version: 4 });
     const history = await one.history?.(sessionId);
-    expect(history?.map((item) => [item.version, item.summary])).toEqual([[1, winner.summary]]);
-    expect(await countRows('ctx_session_contexts_history', sessionId)).toBe(1);
+    expect(history?.map((item) => [item.version, item.summary])).toEqual([[4, winner.summary]]);
+    expect(await countRows('ctx_sessions_history', sessionId)).toBe(1);
+  });
+});
+
+describe('tombstones', () => {
+  const rawRow = (sessionId: string) =>
+    withRawClient(async (client) => {
+      const { rows } = await client.query(
+        `SELECT user_id, summary, goal, plan, progress, version, expires_at, deleted_at,
+           (SELECT count(*)::int FROM "${schema}".ctx_sessions_history h WHERE h.session_id = $1) AS history
+         FROM "${schema}".ctx_sessions WHERE session_id = $1`,
+        [sessionId],
+      );
+      return rows[0] as Record<string, unknown> | undefined;
+    });
+
+  it('a delete blanks the row and dates it with the repository clock; the version stays', async () => {
+    const clock = Date.UTC(2031, 4, 5, 6, 7, 8, 9);
+    const repository = open({ historyLimit: 3, ttlMs: 60_000, now: () => clock });
+    const first = await repository.save(
+      makeSnapshot({ goal: 'Goal', plan: ['a'], progress: ['a'] }),
+      { expectedVersion: null },
+    );
+    await repository.save(nextVersion(first), { expectedVersion: 1 });
+    expect(await repository.delete(first.sessionId)).toBe(true);
+    const tombstone = await rawRow(first.sessionId);
+    expect(tombstone).toMatchObject({
+      user_id: null,
+      summary: '',
+      goal: null,
+      plan: null,
+      progress: null,
+      version: '2',
+      expires_at: null,
+      history: 0,
+    });
+    expect((tombstone?.deleted_at as Date | undefined)?.getTime()).toBe(clock);
+    expect(await repository.get(first.sessionId)).toBeNull();
+    expect(await repository.history?.(first.sessionId)).toEqual([]);
+  });
+
+  it('purgeExpired forgets tombstones older than tombstoneRetentionMs and keeps newer ones', async () => {
+    // A clock in the past: the purge touches only what this test wrote.
+    const start = Date.UTC(2001, 0, 1);
+    let clock = start;
+    const repository = open({ tombstoneRetentionMs: 10_000, now: () => clock });
+    const old = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const recent = await repository.save(makeSnapshot(), { expectedVersion: null });
+    expect(await repository.delete(old.sessionId)).toBe(true);
+    clock = start + 5_000;
+    expect(await repository.delete(recent.sessionId)).toBe(true);
+    clock = start + 12_000;
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(await rawRow(old.sessionId)).toBeUndefined();
+    expect(await rawRow(recent.sessionId)).toMatchObject({ version: '1' });
+    // A forgotten id starts over; a remembered one continues.
+    expect(await repository.save(old, { expectedVersion: null })).toMatchObject({ version: 1 });
+    expect(await repository.save(recent, { expectedVersion: null })).toMatchObject({
+      version: 2,
+    });
+  });
+
+  it('purgeExpired tombstones expired sessions from their expiry, and forgets ones past retention', async () => {
+    const start = Date.UTC(2002, 0, 1);
+    let clock = start;
+    const repository = open({
+      ttlMs: 1_000,
+      historyLimit: 2,
+      tombstoneRetentionMs: 10_000,
+      now: () => clock,
+    });
+    const long = await repository.save(makeSnapshot(), { expectedVersion: null });
+    clock = start + 15_000;
+    const recent = await repository.save(makeSnapshot(), { expectedVersion: null });
+    clock = start + 16_500;
+    expect(await repository.purgeExpired()).toBe(2);
+    expect(await rawRow(long.sessionId)).toBeUndefined();
+    const tombstone = await rawRow(recent.sessionId);
+    expect(tombstone).toMatchObject({ summary: '', user_id: null, version: '1', history: 0 });
+    expect((tombstone?.deleted_at as Date | undefined)?.getTime()).toBe(start + 16_000);
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(await repository.save(recent, { expectedVersion: null })).toMatchObject({
+      version: 2,
+    });
   });
 });
 
@@ -361,7 +518,7 @@ describe('history', () => {
   const historyRows = (sessionId: string) =>
     withRawClient(async (client) => {
       const { rows } = await client.query(
-        `SELECT version FROM "${schema}".ctx_session_contexts_history WHERE session_id = $1 ORDER BY version DESC`,
+        `SELECT version FROM "${schema}".ctx_sessions_history WHERE session_id = $1 ORDER BY version DESC`,
         [sessionId],
       );
       return rows.map((row) => Number(row.version));
@@ -442,6 +599,7 @@ describe('TypeORM entities', () => {
       progress: ['a'],
       version: 2,
       expiresAt: null,
+      deletedAt: null,
     });
     expect(rows[0]?.updatedAt.getTime()).toBe(second.updatedAt.getTime());
     const history = await entityDataSource.getRepository(entities.sessionContextHistory).find({
@@ -449,6 +607,20 @@ describe('TypeORM entities', () => {
       order: { version: 'DESC' },
     });
     expect(history.map((row) => row.version)).toEqual([2, 1]);
+  });
+
+  it('find() leaves tombstones out (deletedAt is the delete date column); withDeleted shows them', async () => {
+    const repository = open();
+    const snapshot = await repository.save(makeSnapshot(), { expectedVersion: null });
+    expect(await repository.delete(snapshot.sessionId)).toBe(true);
+    const sessions = entityDataSource.getRepository(entities.sessionContext);
+    expect(await sessions.find({ where: { sessionId: snapshot.sessionId } })).toEqual([]);
+    const [tombstone] = await sessions.find({
+      where: { sessionId: snapshot.sessionId },
+      withDeleted: true,
+    });
+    expect(tombstone).toMatchObject({ version: 1, summary: '', userId: null });
+    expect(tombstone?.deletedAt).toBeInstanceOf(Date);
   });
 
   it('synchronize: true left the migrated layout untouched', async () => {
@@ -461,12 +633,13 @@ describe('TypeORM entities', () => {
     });
     expect(indexes).toEqual([
       'ctx_migrations_pkey',
-      'ctx_session_contexts_expires_idx',
-      'ctx_session_contexts_history_pkey',
-      'ctx_session_contexts_history_session_idx',
-      'ctx_session_contexts_list_idx',
-      'ctx_session_contexts_pkey',
-      'ctx_session_contexts_user_list_idx',
+      'ctx_sessions_deleted_idx',
+      'ctx_sessions_expires_idx',
+      'ctx_sessions_history_pkey',
+      'ctx_sessions_history_session_idx',
+      'ctx_sessions_list_idx',
+      'ctx_sessions_pkey',
+      'ctx_sessions_user_list_idx',
     ]);
   });
 });

@@ -2,7 +2,9 @@ import { type SessionContext, StorageError } from '@ctx/core';
 
 /**
  * The JSON document stored at `{prefix}:s:<sessionId>` (and in the history list): the snapshot's
- * fields under their TypeScript names, timestamps as epoch milliseconds.
+ * fields under their TypeScript names, timestamps as epoch milliseconds, in this order. `version`
+ * is always the last key: the client encodes everything before it and the save script appends the
+ * version it stores (see {@link encodeDocumentHead}).
  */
 export interface RedisSessionDocument {
   /** The session id (also the end of the key). */
@@ -21,13 +23,20 @@ export interface RedisSessionDocument {
   createdAt: number;
   /** Time of the last update, epoch milliseconds (the list order). */
   updatedAt: number;
-  /** The compare-and-set version, 1 on the first write. */
+  /**
+   * The compare-and-set version: 1 on the first write, and never restarting while the id keeps a
+   * tombstone (a create over a deleted or expired session continues after its last version).
+   */
   version: number;
 }
 
-/** Serialises a validated snapshot to the stored JSON document. */
-export function encodeDocument(snapshot: SessionContext): string {
-  const document: RedisSessionDocument = {
+/**
+ * Serialises a validated snapshot to the stored JSON document without its version: the text ends
+ * in `,"version":`, and the save script completes it with the version it decides on and `}` (a
+ * create over a tombstone stores a higher version than the snapshot's).
+ */
+export function encodeDocumentHead(snapshot: SessionContext): string {
+  const fields: Omit<RedisSessionDocument, 'version'> = {
     sessionId: snapshot.sessionId,
     userId: snapshot.userId,
     summary: snapshot.summary,
@@ -36,9 +45,8 @@ export function encodeDocument(snapshot: SessionContext): string {
     progress: snapshot.progress,
     createdAt: snapshot.createdAt.getTime(),
     updatedAt: snapshot.updatedAt.getTime(),
-    version: snapshot.version,
   };
-  return JSON.stringify(document);
+  return `${JSON.stringify(fields).slice(0, -1)},"version":`;
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string';

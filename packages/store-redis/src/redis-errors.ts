@@ -1,4 +1,4 @@
-import { ContextError, NETWORK_ERROR_CODES, StorageError } from '@ctx/core';
+import { type DriverErrorClass, NETWORK_ERROR_CODES } from '@ctx/core/adapter';
 
 // Client-side messages of ioredis (connection gone, offline queue disabled, command timeout,
 // cluster without a reachable node) and server replies that mean "not now": a busy script, a
@@ -22,7 +22,7 @@ export function isRedisOutage(error: unknown): boolean {
   return OUTAGE_MESSAGES.some((pattern) => pattern.test(error.message));
 }
 
-function hintFor(message: string): string {
+function hintFor(message: string): string | undefined {
   if (/^NOPERM|^NOAUTH|^WRONGPASS/.test(message)) {
     return 'the credentials or ACL of the connection do not allow this: check the user, the password and its permissions (the README of @ctx/store-redis lists the commands and the key pattern it needs)';
   }
@@ -38,29 +38,26 @@ function hintFor(message: string): string {
   if (/unknown command/i.test(message)) {
     return 'the server lacks a command this adapter needs: use Redis 6 or newer (or a compatible server with Lua scripting)';
   }
-  return 'see the cause for the server reply';
+  return undefined;
 }
 
 /**
- * Wraps anything a Redis call threw in a {@link ContextError}: ctx errors pass through, outages
- * (connection refused or lost, command timeout, offline client, BUSY/LOADING/failover replies)
- * become `STORAGE_UNAVAILABLE`, everything else `STORAGE_ERROR`. The original error is the `cause`.
+ * The Redis driver's `classifyError`: outages (connection refused or lost, command timeout,
+ * offline client, BUSY/LOADING/failover replies) are `STORAGE_UNAVAILABLE`; server replies with a
+ * known cause (ACL, memory, a foreign key type, a client that is not cluster-aware) are
+ * `STORAGE_ERROR` with a hint. Anything else is left to the repository (`STORAGE_ERROR` with its
+ * own message).
  */
-export function toStorageError(error: unknown, action: string): ContextError {
-  if (ContextError.isInstance(error)) return error;
-  const detail = error instanceof Error ? error.message : String(error);
+export function classifyRedisError(error: unknown): DriverErrorClass | undefined {
+  if (!(error instanceof Error)) return undefined;
   if (isRedisOutage(error)) {
-    return new StorageError(
-      'STORAGE_UNAVAILABLE',
-      `Redis ${action} failed: the server is unreachable or not answering (${detail}). Check that it is running and reachable; the call can be retried once it is back`,
-      { cause: error },
-    );
+    return {
+      code: 'STORAGE_UNAVAILABLE',
+      message: `the server is unreachable or not answering (${error.message}). Check that it is running and reachable; the call can be retried once it is back`,
+    };
   }
-  return new StorageError(
-    'STORAGE_ERROR',
-    `Redis ${action} failed (${detail}): ${hintFor(detail)}`,
-    {
-      cause: error,
-    },
-  );
+  const hint = hintFor(error.message);
+  return hint === undefined
+    ? undefined
+    : { code: 'STORAGE_ERROR', message: `${error.message}: ${hint}` };
 }

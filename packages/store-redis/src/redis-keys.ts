@@ -1,4 +1,5 @@
-import { type ListCursor, ValidationError } from '@ctx/core';
+import { ValidationError } from '@ctx/core';
+import type { ListCursor } from '@ctx/core/adapter';
 
 /** Key prefix used when none is given. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'ctx';
@@ -15,8 +16,9 @@ const MAX_KEY_PREFIX_LENGTH = 64;
  * | `{ctx}:h:<sessionId>` | list | the last N snapshots as JSON, newest first (same TTL) |
  * | `{ctx}:u:<userId>` | sorted set | list index of one user's sessions |
  * | `{ctx}:all` | sorted set | list index of every session |
- * | `{ctx}:meta` | hash | sessionId → `[version, indexMember, userId]` (index bookkeeping) |
+ * | `{ctx}:meta` | hash | sessionId → `[version, indexMember, userId]` (index bookkeeping), or the tombstone `[version, false, false, deletedAtMs]` |
  * | `{ctx}:exp` | sorted set | sessionId scored by expiry time in ms (only with a TTL) |
+ * | `{ctx}:tomb` | sorted set | sessionId of every tombstone, scored by the time it was made (ms) |
  *
  * @example
  * ```ts
@@ -37,10 +39,16 @@ export interface RedisKeyLayout {
   user(userId: string): string;
   /** The list index of all sessions. */
   readonly all: string;
-  /** The bookkeeping hash (sessionId → version, index member, owner). */
+  /**
+   * The bookkeeping hash: sessionId → `[version, indexMember, owner]` of the session last written,
+   * kept after it expires, or `[version, false, false, deletedAtMs]` once it is a tombstone. It
+   * never expires: it is what keeps versions counting across delete and expiry.
+   */
   readonly meta: string;
   /** The expiry schedule used by `purgeExpired`. */
   readonly expiry: string;
+  /** The tombstones, scored by when they were made, so `purgeExpired` finds the old ones. */
+  readonly tombstones: string;
 }
 
 /**
@@ -76,6 +84,7 @@ export function createRedisKeyLayout(keyPrefix: string = DEFAULT_REDIS_KEY_PREFI
     all: `${base}all`,
     meta: `${base}meta`,
     expiry: `${base}exp`,
+    tombstones: `${base}tomb`,
   };
 }
 

@@ -1,47 +1,26 @@
 import {
-  assertValidSave,
-  assertValidSessionId,
-  type ContextRepository,
-  cloneSnapshot,
-  LIMITS,
-  type ListPage,
-  type ListQuery,
-  normalizeListQuery,
-  type RepositoryCapabilities,
-  type SaveOptions,
-  type SessionContext,
-  StorageError,
-  toListPage,
-  ValidationError,
-  VersionConflictError,
-} from '@ctx/core';
+  createDriverRepository,
+  type DriverRepository,
+  invalidOption,
+  type RepositoryOptions,
+  resolveRepositorySettings,
+} from '@ctx/core/adapter';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import {
   createOwnedClient,
   createReadyGate,
-  describeTarget,
+  type OwnedClient,
   redisClientOptions,
 } from './redis-connection.js';
-import { decodeDocument, encodeDocument, mismatch } from './redis-document.js';
-import { toStorageError } from './redis-errors.js';
+import { createRedisDriver } from './redis-driver.js';
 import {
   createRedisKeyLayout,
   DEFAULT_REDIS_KEY_PREFIX,
-  encodeIndexMember,
-  indexUpperBound,
   type RedisKeyLayout,
 } from './redis-keys.js';
-import {
-  DELETE_SCRIPT,
-  LIST_SCRIPT,
-  PURGE_SCRIPT,
-  type RedisClient,
-  runScript,
-  SAVE_SCRIPT,
-} from './redis-scripts.js';
 
 /** Options shared by both ways of creating a {@link createRedisRepository | Redis repository}. */
-export interface RedisRepositoryCommonOptions {
+export interface RedisRepositoryCommonOptions extends RepositoryOptions {
   /**
    * Prefix of every key, used as the Redis Cluster hash tag: keys are `{<keyPrefix>}:…`. Several
    * repositories (tenants, environments) can share one server with different prefixes; on a
@@ -52,9 +31,9 @@ export interface RedisRepositoryCommonOptions {
   keyPrefix?: string;
   /**
    * Sessions expire this many milliseconds after their last write (native Redis expiry, refreshed
-   * by every `save`). Expired sessions are invisible to `get`, `list` and `history`; `list` removes
-   * their index entries as it meets them and `purgeExpired()` removes all of them. Enables the
-   * `ttl` capability.
+   * by every `save`). Expired sessions are invisible to `get`, `list`, `delete` and `history`;
+   * `list` removes their index entries as it meets them and `purgeExpired()` turns them into
+   * tombstones. Enables the `ttl` capability.
    * @default undefined (sessions never expire)
    */
   ttlMs?: number;
@@ -65,6 +44,25 @@ export interface RedisRepositoryCommonOptions {
    * @default 0 (no history)
    */
   historyLimit?: number;
+  /**
+   * How long the id of a deleted or expired session keeps its last version (its record in
+   * `{<keyPrefix>}:meta`), in milliseconds. While it lasts, a writer that read the old session can
+   * never write into a new session created under the same id. `purgeExpired()` forgets older
+   * tombstones; until it runs, they stay.
+   * @default 604800000 (7 days)
+   */
+  tombstoneRetentionMs?: number;
+  /**
+   * Accepted like in every adapter; Redis has no schema to create or check, so it changes nothing.
+   * @default true
+   */
+  migrate?: boolean;
+  /**
+   * The repository's clock, in epoch milliseconds: dates tombstones and the expiry schedule of
+   * `purgeExpired()`. Sessions themselves expire by the server's clock (native key expiry).
+   * @default Date.now
+   */
+  now?: () => number;
   /**
    * How long a call waits for a ready connection (while the client connects or reconnects) before
    * it fails with `STORAGE_UNAVAILABLE`, in milliseconds. Applies to injected clients too. For a
@@ -112,54 +110,35 @@ export interface RedisRepositoryClientOptions extends RedisRepositoryCommonOptio
 /** Options of {@link createRedisRepository}: a `url` or a `client`, plus common options. */
 export type RedisRepositoryOptions = RedisRepositoryUrlOptions | RedisRepositoryClientOptions;
 
-/** A {@link ContextRepository} stored in Redis. */
-export interface RedisRepository extends ContextRepository {
-  /** Which optional capabilities this repository has (from `ttlMs` and `historyLimit`). */
-  readonly capabilities: RepositoryCapabilities;
+/** A `ContextRepository` stored in Redis (every optional member present: see `DriverRepository`). */
+export interface RedisRepository extends DriverRepository {
   /** The key names this repository reads and writes (for `redis-cli` and tooling). */
   readonly keys: RedisKeyLayout;
   /** The ioredis client in use (created from `url` or injected). */
   readonly client: Redis | Cluster;
 }
 
+const BACKEND = 'Redis';
 const DEFAULT_TIMEOUT_MS = 5_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
-/** Index entries one list script call may examine, so a backlog of expired entries never blocks the server for long. */
-const LIST_SCAN_BUDGET = 2_000;
-const PURGE_BATCH = 500;
-
-function invalidConfig(path: string, message: string): ValidationError {
-  return new ValidationError(
-    'INVALID_CONFIG',
-    `Invalid Redis repository option ${path}: ${message}`,
-    {
-      issues: [{ path, message }],
-    },
-  );
-}
-
-interface ResolvedOptions {
-  keys: RedisKeyLayout;
-  ttlMs: number;
-  historyLimit: number;
-  connectTimeoutMs: number;
-  commandTimeoutMs: number;
-}
 
 function assertTimeout(path: string, value: unknown): asserts value is number {
   if (!(Number.isInteger(value) && (value as number) > 0 && (value as number) <= MAX_TIMEOUT_MS)) {
-    throw invalidConfig(path, `expected an integer from 1 to ${MAX_TIMEOUT_MS} (milliseconds)`);
+    throw invalidOption(
+      BACKEND,
+      path,
+      `expected an integer from 1 to ${MAX_TIMEOUT_MS} (milliseconds)`,
+    );
   }
 }
 
-function resolveOptions(options: RedisRepositoryOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw invalidConfig('(root)', 'pass { url } or { client }');
-  }
+/** Checks the Redis-specific options: exactly one of `url` and `client`, and sane values. */
+function assertConnectionOptions(options: RedisRepositoryOptions): void {
   const hasUrl = options.url !== undefined;
   const hasClient = options.client !== undefined;
   if (hasUrl === hasClient) {
-    throw invalidConfig(
+    throw invalidOption(
+      BACKEND,
       hasUrl ? 'url' : '(root)',
       'pass exactly one of url (a redis:// or rediss:// URL) and client (an ioredis Redis or Cluster)',
     );
@@ -172,7 +151,8 @@ function resolveOptions(options: RedisRepositoryOptions): ResolvedOptions {
       parsed = undefined;
     }
     if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')) {
-      throw invalidConfig(
+      throw invalidOption(
+        BACKEND,
         'url',
         'expected a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379',
       );
@@ -181,7 +161,7 @@ function resolveOptions(options: RedisRepositoryOptions): ResolvedOptions {
       options.redisOptions !== undefined &&
       (typeof options.redisOptions !== 'object' || options.redisOptions === null)
     ) {
-      throw invalidConfig('redisOptions', 'expected an object of ioredis options');
+      throw invalidOption(BACKEND, 'redisOptions', 'expected an object of ioredis options');
     }
   } else {
     const client = options.client as Partial<Redis>;
@@ -190,48 +170,20 @@ function resolveOptions(options: RedisRepositoryOptions): ResolvedOptions {
       typeof client.eval !== 'function' ||
       typeof client.status !== 'string'
     ) {
-      throw invalidConfig('client', 'expected an ioredis Redis or Cluster client');
+      throw invalidOption(BACKEND, 'client', 'expected an ioredis Redis or Cluster client');
     }
   }
-  const keys = createRedisKeyLayout(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
-  const { ttlMs, historyLimit = 0 } = options;
-  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (ttlMs !== undefined && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
-    throw invalidConfig('ttlMs', 'expected a positive integer (milliseconds)');
-  }
-  if (
-    !(
-      Number.isInteger(historyLimit) &&
-      historyLimit >= 0 &&
-      historyLimit <= LIMITS.historyMaxVersions
-    )
-  ) {
-    throw invalidConfig(
-      'historyLimit',
-      `expected an integer from 0 to ${LIMITS.historyMaxVersions}`,
-    );
-  }
-  assertTimeout('connectTimeoutMs', connectTimeoutMs);
-  assertTimeout('commandTimeoutMs', commandTimeoutMs);
-  return { keys, ttlMs: ttlMs ?? 0, historyLimit, connectTimeoutMs, commandTimeoutMs };
-}
-
-function asArray(reply: unknown, action: string): unknown[] {
-  if (!Array.isArray(reply)) {
-    throw new StorageError(
-      'STORAGE_ERROR',
-      `Redis ${action} returned an unexpected reply: ${String(reply)}`,
-    );
-  }
-  return reply;
+  assertTimeout('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS);
+  assertTimeout('commandTimeoutMs', options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS);
 }
 
 /**
- * Creates a {@link ContextRepository} on Redis (ioredis). `save` is one Lua script (run by digest
- * with `EVALSHA`) that checks the version, writes the snapshot, refreshes its TTL, appends to its
- * history and moves it in the list indexes atomically; `get` is one `GET`. All keys of a prefix
- * share one hash tag, so the scripts also run on Redis Cluster.
+ * Creates a `ContextRepository` on Redis (ioredis). `get` is one `GET`; `save` and `delete` are
+ * each one Lua script (run by digest with `EVALSHA`): a compare-and-set that writes the snapshot,
+ * refreshes its TTL, appends to its history and moves it in the list indexes, and a delete that
+ * checks owner and version before it leaves a tombstone. Versions of one id never restart while
+ * its tombstone lasts (`tombstoneRetentionMs`). All keys of a prefix share one hash tag, so the
+ * scripts also run on Redis Cluster.
  *
  * Outages: a call waits at most `connectTimeoutMs` for a ready connection, and a client created
  * from `url` gives up on a reply after `commandTimeoutMs` (a script whose digest the server lost is
@@ -250,17 +202,19 @@ function asArray(reply: unknown, action: string): unknown[] {
  * ```
  */
 export function createRedisRepository(options: RedisRepositoryOptions): RedisRepository {
-  const resolved = resolveOptions(options);
-  const { keys, ttlMs, historyLimit } = resolved;
+  const settings = resolveRepositorySettings(BACKEND, options);
+  assertConnectionOptions(options);
+  const keys = createRedisKeyLayout(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS;
 
   let client: Redis | Cluster;
-  let owned: ReturnType<typeof createOwnedClient> | undefined;
+  let owned: OwnedClient | undefined;
   if (options.url !== undefined) {
     owned = createOwnedClient(
       options.url,
       redisClientOptions({
-        commandTimeoutMs: resolved.commandTimeoutMs,
-        connectTimeoutMs: resolved.connectTimeoutMs,
+        commandTimeoutMs: options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+        connectTimeoutMs,
       }),
       options.redisOptions,
     );
@@ -268,181 +222,24 @@ export function createRedisRepository(options: RedisRepositoryOptions): RedisRep
   } else {
     client = options.client as Redis | Cluster;
   }
-  const redis: RedisClient = client;
-  const whenReady = createReadyGate(redis, resolved.connectTimeoutMs, () => owned?.lastError());
-  const target = describeTarget(redis);
 
-  let closed = false;
-  let closing: Promise<void> | undefined;
-
-  const assertOpen = () => {
-    if (closed) {
-      throw new StorageError(
-        'CLOSED',
-        `The Redis repository (${target}, prefix "${keys.keyPrefix}") is closed: create a new one`,
-      );
-    }
-  };
-
-  /** Runs `call` on a ready connection; every failure becomes a ContextError. */
-  const perform = async <T>(action: string, call: () => Promise<T>): Promise<T> => {
-    assertOpen();
-    try {
-      await whenReady();
-      return await call();
-    } catch (error) {
-      throw toStorageError(error, action);
-    }
-  };
-
-  const save = async (snapshot: SessionContext, saveOptions: SaveOptions) => {
-    assertOpen();
-    assertValidSave(snapshot, saveOptions);
-    const { sessionId, userId } = snapshot;
-    const member = encodeIndexMember(snapshot.updatedAt.getTime(), sessionId);
-    const record = JSON.stringify([snapshot.version, member, userId]);
-    const scriptKeys = [
-      keys.session(sessionId),
-      keys.history(sessionId),
-      keys.meta,
-      keys.all,
-      keys.expiry,
-    ];
-    if (userId !== null) scriptKeys.push(keys.user(userId));
-    const reply = await perform(`save of session "${sessionId}"`, () =>
-      runScript(redis, SAVE_SCRIPT, scriptKeys, [
-        sessionId,
-        saveOptions.expectedVersion ?? 0,
-        encodeDocument(snapshot),
-        record,
-        member,
-        ttlMs,
-        historyLimit,
-      ]),
-    );
-    const [status, version] = asArray(reply, 'save') as [number, number];
-    if (status === 0) {
-      throw new VersionConflictError({
-        sessionId,
-        expectedVersion: saveOptions.expectedVersion,
-        currentVersion: version === 0 ? null : version,
-      });
-    }
-    if (status === 2) throw mismatch(keys.session(sessionId));
-    return cloneSnapshot(snapshot);
-  };
-
-  const readList = async (
-    index: string,
-    bound: string,
-    wanted: number,
-    userId: string | undefined,
-  ): Promise<SessionContext[]> => {
-    const items: SessionContext[] = [];
-    let next = bound;
-    for (;;) {
-      const reply = asArray(
-        await perform('list', () =>
-          runScript(
-            redis,
-            LIST_SCRIPT,
-            [index, keys.meta, keys.all, keys.expiry],
-            [next, wanted - items.length, LIST_SCAN_BUDGET],
-          ),
-        ),
-        'list',
-      );
-      const [exhausted, last, ...documents] = reply as [number, string, ...string[]];
-      for (const json of documents) {
-        const item = decodeDocument(json, `${keys.base}s:…`);
-        if (userId === undefined || item.userId === userId) items.push(item);
-      }
-      if (exhausted === 1 || items.length >= wanted) return items;
-      next = last;
-    }
-  };
-
-  const repository: RedisRepository = {
-    capabilities: { ttl: ttlMs > 0, history: historyLimit > 0 },
-    keys,
-    client,
-
-    async get(sessionId: string) {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const key = keys.session(sessionId);
-      const json = await perform(`get of session "${sessionId}"`, () => client.get(key));
-      return json === null ? null : decodeDocument(json, key);
-    },
-
-    save,
-
-    async delete(sessionId: string) {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const reply = await perform(`delete of session "${sessionId}"`, () =>
-        runScript(
-          redis,
-          DELETE_SCRIPT,
-          [keys.session(sessionId), keys.history(sessionId), keys.meta, keys.all, keys.expiry],
-          [sessionId],
-        ),
-      );
-      return reply === 1;
-    },
-
-    async list(query?: ListQuery): Promise<ListPage> {
-      assertOpen();
-      const { userId, limit, after } = normalizeListQuery(query);
-      const index = userId === undefined ? keys.all : keys.user(userId);
-      const items = await readList(index, indexUpperBound(after), limit + 1, userId);
-      return toListPage(items, limit);
-    },
-
-    async close() {
-      closed = true;
-      if (!owned) return;
-      const own = owned.client;
-      closing ??= own.quit().then(
+  let close: (() => Promise<void>) | undefined;
+  if (owned) {
+    const own = owned.client;
+    close = () =>
+      own.quit().then(
         () => undefined,
         () => own.disconnect(),
       );
-      await closing;
+  }
+  const driver = createRedisDriver(
+    {
+      client,
+      keys,
+      whenReady: createReadyGate(client, connectTimeoutMs, () => owned?.lastError()),
+      close,
     },
-  };
-
-  if (ttlMs > 0) {
-    repository.purgeExpired = async () => {
-      assertOpen();
-      let purged = 0;
-      for (;;) {
-        const reply = await perform('purgeExpired', () =>
-          runScript(redis, PURGE_SCRIPT, [keys.expiry, keys.meta, keys.all], [PURGE_BATCH]),
-        );
-        const [count, examined] = asArray(reply, 'purgeExpired') as [number, number];
-        purged += count;
-        if (examined < PURGE_BATCH) return purged;
-      }
-    };
-  }
-  if (historyLimit > 0) {
-    repository.history = async (sessionId, historyOptions) => {
-      assertOpen();
-      assertValidSessionId(sessionId);
-      const limit = historyOptions?.limit ?? historyLimit;
-      if (!(Number.isInteger(limit) && limit >= 1)) {
-        throw new ValidationError(
-          'INVALID_INPUT',
-          `Invalid history limit ${String(limit)}: expected a positive integer`,
-          { issues: [{ path: 'limit', message: 'not a positive integer' }] },
-        );
-      }
-      const key = keys.history(sessionId);
-      const entries = await perform(`history of session "${sessionId}"`, () =>
-        client.lrange(key, 0, Math.min(limit, historyLimit) - 1),
-      );
-      return entries.map((json) => decodeDocument(json, key));
-    };
-  }
-  return repository;
+    settings,
+  );
+  return Object.assign(createDriverRepository(driver, settings), { keys, client });
 }

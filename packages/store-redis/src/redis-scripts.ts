@@ -16,26 +16,35 @@ function defineScript(name: string, lua: string): RedisScript {
 // behind an index member) from `base`, the declared meta key minus its trailing "meta". They all
 // carry the same `{prefix}` hash tag, so they live in the slot of the declared keys: Redis Cluster
 // runs such scripts, and a client-side ioredis `keyPrefix` is kept because it is part of `base`.
-// Index bookkeeping lives in the meta hash, which does not expire: `record` is
-// `[version, indexMember, userId|null]`.
+//
+// The meta hash never expires. Its record of a session is `[version, indexMember, userId|null]`
+// while the session is live, and stays so after Redis expired the session key (the version is
+// what a re-create continues from). A delete, or `purgeExpired` meeting an expired session, turns
+// it into the tombstone `[version, false, false, madeAtMs]` and adds the id to the tombstone set.
 
-const DROP_FUNCTION = `
-local function drop(base, meta, all, expiry, id, raw)
-  local record = cjson.decode(raw)
-  redis.call('ZREM', all, record[2])
-  if type(record[3]) == 'string' then redis.call('ZREM', base .. 'u:' .. record[3], record[2]) end
-  redis.call('HDEL', meta, id)
-  redis.call('ZREM', expiry, id)
+/** Removes a session's index entries, history and schedule, and leaves its tombstone. */
+const BURY_FUNCTION = `
+local function bury(base, meta, all, expiry, tomb, id, record, version, at)
+  if record then
+    redis.call('ZREM', all, record[2])
+    if type(record[3]) == 'string' then redis.call('ZREM', base .. 'u:' .. record[3], record[2]) end
+  end
   redis.call('DEL', base .. 'h:' .. id)
+  redis.call('ZREM', expiry, id)
+  redis.call('HSET', meta, id, '[' .. string.format('%d', version) .. ',false,false,' .. at .. ']')
+  redis.call('ZADD', tomb, at, id)
 end
 `;
 
 /**
  * Compare-and-set write.
- * KEYS: session, history, meta, all, expiry, [user index].
- * ARGV: sessionId, expectedVersion (0 = must be absent), json, record, member, ttlMs (0 = none),
- * historyLimit (0 = none).
- * Returns `{1, version}` when written, `{0, currentVersion}` on conflict (0 = absent),
+ * KEYS: session, history, meta, all, expiry, tombstones, [user index].
+ * ARGV: sessionId, expectedVersion (0 = no live session), the document without its version (ends
+ * in `"version":`), the index record without its version (`"member","userId"]`), member, ttlMs
+ * (0 = none), historyLimit (0 = none), expiresAt (ms, with a TTL).
+ * The stored version is `expectedVersion + 1`, or on a create the last version of the id (kept by
+ * its tombstone or by the record of its expired session) plus one.
+ * Returns `{1, version}` when written, `{0, currentVersion}` on conflict (0 = no live session),
  * `{2, 0}` when the session key holds something that is not a ctx document.
  */
 export const SAVE_SCRIPT = defineScript(
@@ -49,39 +58,49 @@ local base = string.sub(KEYS[3], 1, -5)
 local raw = redis.call('HGET', KEYS[3], id)
 local old = false
 if raw then old = cjson.decode(raw) end
+local live = old and type(old[2]) == 'string'
 local current = 0
+local last = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if old then
+  if live then
     current = old[1]
   else
     local ok, doc = pcall(cjson.decode, redis.call('GET', KEYS[1]))
     if not ok or type(doc) ~= 'table' or type(doc.version) ~= 'number' then return {2, 0} end
     current = doc.version
   end
+  last = current
+elseif old then
+  last = old[1]
 end
 if current ~= expected then return {0, current} end
-if old then
+local version = string.format('%d', last + 1)
+if live then
   redis.call('ZREM', KEYS[4], old[2])
   if type(old[3]) == 'string' then redis.call('ZREM', base .. 'u:' .. old[3], old[2]) end
 end
+local document = ARGV[3] .. version .. '}'
 if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[6])
+  redis.call('SET', KEYS[1], document, 'PX', ARGV[6])
 else
-  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[1], document)
 end
-redis.call('HSET', KEYS[3], id, ARGV[4])
+redis.call('HSET', KEYS[3], id, '[' .. version .. ',' .. ARGV[4])
 redis.call('ZADD', KEYS[4], 0, ARGV[5])
-if KEYS[6] then redis.call('ZADD', KEYS[6], 0, ARGV[5]) end
+if KEYS[7] then redis.call('ZADD', KEYS[7], 0, ARGV[5]) end
 if ttl > 0 then
-  local now = redis.call('TIME')
-  local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('ZADD', KEYS[5], nowMs + ttl, id)
+  redis.call('ZADD', KEYS[5], ARGV[8], id)
 else
   redis.call('ZREM', KEYS[5], id)
 end
-if current == 0 or keep == 0 then redis.call('DEL', KEYS[2]) end
+if current == 0 then
+  if old then redis.call('ZREM', KEYS[6], id) end
+  redis.call('DEL', KEYS[2])
+elseif keep == 0 then
+  redis.call('DEL', KEYS[2])
+end
 if keep > 0 then
-  redis.call('LPUSH', KEYS[2], ARGV[3])
+  redis.call('LPUSH', KEYS[2], document)
   redis.call('LTRIM', KEYS[2], 0, keep - 1)
   if ttl > 0 then
     redis.call('PEXPIRE', KEYS[2], ARGV[6])
@@ -89,45 +108,59 @@ if keep > 0 then
     redis.call('PERSIST', KEYS[2])
   end
 end
-return {1, expected + 1}
+return {1, last + 1}
 `,
 );
 
 /**
- * Delete a session, its history and its index entries.
- * KEYS: session, history, meta, all, expiry. ARGV: sessionId.
- * Returns 1 when a live session was deleted, 0 otherwise.
+ * Conditional delete: removes the live session only when the owner and version match, leaving a
+ * tombstone with its version.
+ * KEYS: session, history, meta, all, expiry, tombstones.
+ * ARGV: sessionId, userId ('' = whoever owns it), expectedVersion (0 = any), now (ms).
+ * Returns `{1, version}` removed, `{0, 0}` no live session, `{2, version}` owned by another user,
+ * `{3, version}` at another version, `{4, 0}` the key holds something that is not a ctx document.
  */
 export const DELETE_SCRIPT = defineScript(
   'delete',
-  `
-local existed = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[5], ARGV[1])
-local raw = redis.call('HGET', KEYS[3], ARGV[1])
-if raw then
-  local old = cjson.decode(raw)
-  redis.call('ZREM', KEYS[4], old[2])
-  if type(old[3]) == 'string' then
-    redis.call('ZREM', string.sub(KEYS[3], 1, -5) .. 'u:' .. old[3], old[2])
-  end
-  redis.call('HDEL', KEYS[3], ARGV[1])
+  `${BURY_FUNCTION}
+local id = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local raw = redis.call('HGET', KEYS[3], id)
+local record = false
+if raw then record = cjson.decode(raw) end
+local version, owner
+if record and type(record[2]) == 'string' then
+  version = record[1]
+  owner = record[3]
+else
+  -- A document written without bookkeeping (by hand): its own fields are the truth.
+  record = false
+  local ok, doc = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+  if not ok or type(doc) ~= 'table' or type(doc.version) ~= 'number' then return {4, 0} end
+  version = doc.version
+  owner = doc.userId
 end
-return existed
+if ARGV[2] ~= '' and type(owner) == 'string' and owner ~= ARGV[2] then return {2, version} end
+local expected = tonumber(ARGV[3])
+if expected > 0 and version ~= expected then return {3, version} end
+redis.call('DEL', KEYS[1])
+bury(string.sub(KEYS[3], 1, -5), KEYS[3], KEYS[4], KEYS[5], KEYS[6], id, record, version, ARGV[4])
+return {1, version}
 `,
 );
 
 /**
- * One page of a list index, newest first, with lazy cleanup: entries whose session expired (or
- * that no longer match the session's current position) are removed as they are met.
- * KEYS: index (user or all), meta, all, expiry. ARGV: exclusive upper bound ('+' for the start),
- * how many live sessions are wanted, how many entries may be examined at most.
+ * One page of a list index, newest first, with lazy cleanup: entries whose session is gone
+ * (expired, deleted, or moved to another position) are removed from the indexes as they are met.
+ * The bookkeeping of an expired session stays for `purgeExpired`, which turns it into a tombstone.
+ * KEYS: index (user or all), meta, all. ARGV: exclusive upper bound ('+' for the start), how many
+ * live sessions are wanted, how many entries may be examined at most.
  * Returns `{exhausted, lastBound, json...}`: `exhausted` is 1 when the index has nothing left below
  * `lastBound`; with 0 and fewer documents than wanted, call again from `lastBound`.
  */
 export const LIST_SCRIPT = defineScript(
   'list',
-  `${DROP_FUNCTION}
+  `
 local base = string.sub(KEYS[2], 1, -5)
 local bound = ARGV[1]
 local wanted = tonumber(ARGV[2])
@@ -141,15 +174,20 @@ while found < wanted and budget > 0 do
     local member = batch[i]
     local id = string.sub(member, 19)
     local raw = redis.call('HGET', KEYS[2], id)
+    local record = false
+    if raw then record = cjson.decode(raw) end
+    local current = record and record[2] == member
     local json = false
-    if raw then json = redis.call('GET', base .. 's:' .. id) end
-    if json and cjson.decode(raw)[2] == member then
+    if current then json = redis.call('GET', base .. 's:' .. id) end
+    if json then
       found = found + 1
       out[#out + 1] = json
     else
       redis.call('ZREM', KEYS[1], member)
       redis.call('ZREM', KEYS[3], member)
-      if raw and not json then drop(base, KEYS[2], KEYS[3], KEYS[4], id, raw) end
+      if current and type(record[3]) == 'string' then
+        redis.call('ZREM', base .. 'u:' .. record[3], member)
+      end
     end
     bound = '(' .. member
   end
@@ -165,27 +203,30 @@ return out
 );
 
 /**
- * Remove the leftovers of sessions whose TTL has passed (their keys are already gone: Redis
- * expired them) — index entries, bookkeeping and history.
- * KEYS: expiry, meta, all. ARGV: batch size.
- * Returns `{purged, examined}`; call again while `examined` equals the batch size.
+ * Reclaims space in two steps. Sessions whose expiry time has passed and whose key Redis has
+ * expired become tombstones made at their expiry time (index entries, history and schedule
+ * removed). Then tombstones made before `tombstonesBefore` are forgotten.
+ * KEYS: expiry, meta, all, tombstones. ARGV: batch size, now (ms), tombstonesBefore (ms).
+ * Returns `{tombstoned, expiredExamined, tombstonesExamined}`; call again while either count
+ * equals the batch size.
  */
 export const PURGE_SCRIPT = defineScript(
   'purge',
-  `${DROP_FUNCTION}
+  `${BURY_FUNCTION}
 local base = string.sub(KEYS[2], 1, -5)
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs, 'LIMIT', 0, tonumber(ARGV[1]))
-local purged = 0
-for i = 1, #ids do
-  local id = ids[i]
+local batch = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, batch)
+local tombstoned = 0
+for i = 1, #due, 2 do
+  local id = due[i]
   local ttl = redis.call('PTTL', base .. 's:' .. id)
   if ttl == -2 then
     local raw = redis.call('HGET', KEYS[2], id)
-    if raw then
-      drop(base, KEYS[2], KEYS[3], KEYS[1], id, raw)
-      purged = purged + 1
+    local record = false
+    if raw then record = cjson.decode(raw) end
+    if record and type(record[2]) == 'string' then
+      bury(base, KEYS[2], KEYS[3], KEYS[1], KEYS[4], id, record, record[1], due[i + 1])
+      tombstoned = tombstoned + 1
     else
       redis.call('ZREM', KEYS[1], id)
       redis.call('DEL', base .. 'h:' .. id)
@@ -193,10 +234,16 @@ for i = 1, #ids do
   elseif ttl == -1 then
     redis.call('ZREM', KEYS[1], id)
   else
-    redis.call('ZADD', KEYS[1], nowMs + ttl + 1, id)
+    redis.call('ZADD', KEYS[1], string.format('%d', tonumber(ARGV[2]) + ttl + 1), id)
   end
 end
-return {purged, #ids}
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[3], 'LIMIT', 0, batch)
+for i = 1, #old do
+  local raw = redis.call('HGET', KEYS[2], old[i])
+  if raw and cjson.decode(raw)[2] == false then redis.call('HDEL', KEYS[2], old[i]) end
+  redis.call('ZREM', KEYS[4], old[i])
+end
+return {tombstoned, #due / 2, #old}
 `,
 );
 

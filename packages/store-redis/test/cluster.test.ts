@@ -4,11 +4,18 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describeContextRepository, type RawSnapshot } from '@ctx/conformance';
+import { describeContextRepository } from '@ctx/conformance';
 import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisKeyLayout, createRedisRepository } from '../src/index.js';
-import { makeSnapshot, nextVersion, randomId, randomPrefix, sleep } from './helpers.js';
+import {
+  makeSnapshot,
+  nextVersion,
+  randomId,
+  randomPrefix,
+  readRawSnapshot,
+  sleep,
+} from './helpers.js';
 
 // A real three-node Redis Cluster on loopback ports of this machine, started for this file and
 // stopped at its end: it proves that every script runs on a cluster (one slot per key prefix).
@@ -159,10 +166,7 @@ describeContextRepository({
     createRedisRepository({ client: (await local()).first, keyPrefix, ...options }),
   createSecondConnection: async (options) =>
     createRedisRepository({ client: (await local()).second, keyPrefix, ...options }),
-  async readRaw(sessionId): Promise<RawSnapshot | null> {
-    const json = await (await local()).first.get(keys.session(sessionId));
-    return json === null ? null : (JSON.parse(json) as RawSnapshot);
-  },
+  readRaw: async (sessionId) => readRawSnapshot((await local()).first, keys, sessionId),
 });
 
 afterAll(stopLocal);
@@ -186,17 +190,35 @@ describe('redis cluster layout', () => {
       expectedVersion: null,
     });
     await repository.save({ ...nextVersion(snapshot), userId: bob }, { expectedVersion: 1 });
-    await repository.save(makeSnapshot({ userId: alice }), { expectedVersion: null });
+    const other = await repository.save(makeSnapshot({ userId: alice }), {
+      expectedVersion: null,
+    });
 
     const nodes = first.nodes('master');
-    const counts = await Promise.all(
-      nodes.map(async (node: Redis) => {
-        const [, found] = await node.scan('0', 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
-        return found.length;
-      }),
-    );
+    const counts = async () =>
+      (
+        await Promise.all(
+          nodes.map(async (node: Redis) => {
+            const [, found] = await node.scan('0', 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+            return found.length;
+          }),
+        )
+      ).filter((count) => count > 0);
     // Two sessions (document + history each), two user indexes, all, meta, expiry.
-    expect(counts.filter((count) => count > 0)).toEqual([9]);
+    expect(await counts()).toEqual([9]);
+    // A delete leaves a tombstone on the same node: one session's document, history and user
+    // index go, the tombstone set comes.
+    expect(await repository.delete(other.sessionId, { userId: alice, expectedVersion: 1 })).toBe(
+      true,
+    );
+    expect(await counts()).toEqual([7]);
+    expect(
+      (
+        await repository.save(makeSnapshot({ sessionId: other.sessionId }), {
+          expectedVersion: null,
+        })
+      ).version,
+    ).toBe(2);
     const slot = await first.call('CLUSTER', 'KEYSLOT', `{${prefix}}`);
     for (const key of [
       repository.keys.session(snapshot.sessionId),
@@ -204,6 +226,7 @@ describe('redis cluster layout', () => {
       repository.keys.all,
       repository.keys.meta,
       repository.keys.expiry,
+      repository.keys.tombstones,
     ]) {
       expect(await first.call('CLUSTER', 'KEYSLOT', key)).toBe(slot);
     }

@@ -1,8 +1,14 @@
-import { describeContextRepository, type RawSnapshot } from '@ctx/conformance';
+import { describeContextRepository } from '@ctx/conformance';
 import { Redis } from 'ioredis';
 import { beforeAll, expect } from 'vitest';
 import { createRedisKeyLayout, createRedisRepository } from '../src/index.js';
-import { createRawClient, deletePrefix, REDIS_URL, randomPrefix } from './helpers.js';
+import {
+  createRawClient,
+  deletePrefix,
+  REDIS_URL,
+  randomPrefix,
+  readRawSnapshot,
+} from './helpers.js';
 
 // One prefix per run, so runs sharing the server never see each other's sessions.
 const keyPrefix = randomPrefix('conformance');
@@ -24,10 +30,7 @@ describeContextRepository({
   createRepository: (options) => createRedisRepository({ url: REDIS_URL, keyPrefix, ...options }),
   createSecondConnection: (options) =>
     createRedisRepository({ client: second, keyPrefix, ...options }),
-  async readRaw(sessionId): Promise<RawSnapshot | null> {
-    const json = await raw.get(keys.session(sessionId));
-    return json === null ? null : (JSON.parse(json) as RawSnapshot);
-  },
+  readRaw: (sessionId) => readRawSnapshot(raw, keys, sessionId),
   async teardown() {
     await deletePrefix(raw, keyPrefix);
     raw.disconnect();

@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { RawSnapshot } from '@ctx/conformance';
 import type { SessionContext } from '@ctx/core';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+import type { RedisKeyLayout } from '../src/index.js';
 
 /** The Redis server every test uses: `CTX_REDIS_URL`, else the local default. */
 export const REDIS_URL = process.env.CTX_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -27,6 +29,28 @@ export function createRawClient(): Redis {
   });
   client.on('error', () => undefined);
   return client;
+}
+
+/**
+ * The conformance suite's out-of-band read: the stored document, or `null` when the id has none
+ * (never written, or a tombstone: a bookkeeping record without a document). A stored document
+ * must agree with its bookkeeping record, whose version is what the scripts compare.
+ */
+export async function readRawSnapshot(
+  client: Redis | Cluster,
+  keys: RedisKeyLayout,
+  sessionId: string,
+): Promise<RawSnapshot | null> {
+  const json = await client.get(keys.session(sessionId));
+  if (json === null) return null;
+  const stored = JSON.parse(json) as RawSnapshot;
+  const record = JSON.parse((await client.hget(keys.meta, sessionId)) ?? 'null') as unknown;
+  if (!Array.isArray(record) || record[0] !== stored.version || record[1] === false) {
+    throw new Error(
+      `session ${sessionId}: bookkeeping record ${JSON.stringify(record)} does not match the stored version ${stored.version}`,
+    );
+  }
+  return stored;
 }
 
 /** Every key of `keyPrefix` (its hash-tagged namespace). */

@@ -48,6 +48,23 @@ function ids(items: SessionContext[]): string[] {
   return items.map((item) => item.sessionId);
 }
 
+/**
+ * The version a session's tombstone keeps, checking its shape: `[version, false, false, madeAt]`
+ * in the meta hash, the id in the tombstone set at `madeAt`, and no document, history or index
+ * entry left. `null` when the id has no tombstone.
+ */
+async function tombstoneOf(repository: RedisRepository, sessionId: string): Promise<number | null> {
+  const keys = repository.keys;
+  const record = await raw.hget(keys.meta, sessionId);
+  if (record === null) return null;
+  const [version, member, owner, madeAt] = JSON.parse(record) as unknown[];
+  if (member !== false || owner !== false) return null;
+  expect(Number(await raw.zscore(keys.tombstones, sessionId))).toBe(madeAt);
+  expect(await raw.exists(keys.session(sessionId), keys.history(sessionId))).toBe(0);
+  expect(await raw.zscore(keys.expiry, sessionId)).toBeNull();
+  return version as number;
+}
+
 beforeAll(async () => {
   // Fails (never skips) the suite when the server is unreachable.
   expect(await raw.ping()).toBe('PONG');
@@ -117,7 +134,8 @@ describe('key layout', () => {
     expect(await raw.exists(repository.keys.expiry)).toBe(0);
     expect(await raw.exists(repository.keys.history(snapshot.sessionId))).toBe(0);
     expect(repository.capabilities).toEqual({ ttl: false, history: false });
-    expect(repository.purgeExpired).toBeUndefined();
+    // purgeExpired also forgets old tombstones, which deletes leave without a TTL too.
+    expect(await repository.purgeExpired()).toBe(0);
     expect(repository.history).toBeUndefined();
   });
 
@@ -184,15 +202,25 @@ describe('list index', () => {
     expect(ids(all.items)).toEqual([third.sessionId]);
     expect(await raw.zcard(repository.keys.all)).toBe(1);
     expect(await repository.delete(third.sessionId)).toBe(true);
-    expect(await keysOf(raw, repository.keys.keyPrefix)).toEqual([]);
+    const keys = repository.keys;
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual([keys.meta, keys.tombstones].sort());
+    expect(await tombstoneOf(repository, third.sessionId)).toBe(3);
   });
 
-  it('delete removes every key of the session, leaving none behind', async () => {
+  it('delete removes the document, its history and its index entries, leaving only a tombstone', async () => {
     const repository = open({ historyLimit: 3, ttlMs: 60_000 });
     const first = await repository.save(makeSnapshot(), { expectedVersion: null });
     await repository.save(nextVersion(first), { expectedVersion: 1 });
+    const before = Date.now();
     expect(await repository.delete(first.sessionId)).toBe(true);
-    expect(await keysOf(raw, repository.keys.keyPrefix)).toEqual([]);
+    const keys = repository.keys;
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual([keys.meta, keys.tombstones].sort());
+    const [version, member, owner, madeAt] = JSON.parse(
+      (await raw.hget(keys.meta, first.sessionId)) as string,
+    );
+    expect([version, member, owner]).toEqual([2, false, false]);
+    expect(madeAt).toBeGreaterThanOrEqual(before);
+    expect(Number(await raw.zscore(keys.tombstones, first.sessionId))).toBe(madeAt);
   });
 
   it('skips and removes entries a hand edit left behind, without losing live sessions', async () => {
@@ -223,8 +251,16 @@ describe('ttl', () => {
     expect(ids((await repository.list({ userId })).items)).toEqual([survivor.sessionId]);
     expect(await raw.zcard(repository.keys.user(userId))).toBe(1);
     expect(await raw.zcard(repository.keys.all)).toBe(1);
-    expect(await raw.hkeys(repository.keys.meta)).toEqual([survivor.sessionId]);
-    expect(await repository.purgeExpired?.()).toBe(0);
+    // The bookkeeping of the expired sessions stays (their versions are tombstones in all but
+    // name) until purgeExpired makes them tombstones.
+    expect((await raw.hkeys(repository.keys.meta)).sort()).toEqual(
+      ids([...expired, survivor]).sort(),
+    );
+    expect(await repository.purgeExpired()).toBe(3);
+    for (const snapshot of expired) {
+      expect(await tombstoneOf(repository, snapshot.sessionId)).toBe(1);
+    }
+    expect(await repository.purgeExpired()).toBe(0);
   });
 
   it('purgeExpired counts and removes every leftover of expired sessions', async () => {
@@ -247,8 +283,15 @@ describe('ttl', () => {
         keys.all,
         keys.meta,
         keys.expiry,
+        keys.tombstones,
       ].sort(),
     );
+    // What is left of each expired session is its tombstone, made at its expiry time.
+    for (const snapshot of expired) {
+      expect(await tombstoneOf(repository, snapshot.sessionId)).toBe(1);
+    }
+    expect(await raw.zcard(keys.all)).toBe(1);
+    expect(await raw.zcard(keys.expiry)).toBe(1);
   });
 
   it('purgeExpired works through more expired sessions than one batch', async () => {
@@ -290,6 +333,146 @@ describe('ttl', () => {
     expect((await withTtl.get(first.sessionId))?.version).toBe(2);
     expect(await raw.zscore(withTtl.keys.expiry, first.sessionId)).toBeNull();
     expect(await withTtl.purgeExpired?.()).toBe(0);
+  });
+});
+
+describe('tombstones', () => {
+  it('a create over a tombstone stores the next version, completed by the script as the last key', async () => {
+    const repository = open({ historyLimit: 2 });
+    const keys = repository.keys;
+    const first = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const second = await repository.save(nextVersion(first), { expectedVersion: 1 });
+    expect(await repository.delete(second.sessionId, { expectedVersion: 2 })).toBe(true);
+    expect(await tombstoneOf(repository, second.sessionId)).toBe(2);
+    // The snapshot says version 1 (a create); the script stores the version after the tombstone.
+    const reborn = await repository.save(makeSnapshot({ sessionId: first.sessionId }), {
+      expectedVersion: null,
+    });
+    expect(reborn.version).toBe(3);
+    const json = (await raw.get(keys.session(first.sessionId))) as string;
+    expect(json.endsWith(',"version":3}')).toBe(true);
+    expect(Object.keys(JSON.parse(json)).at(-1)).toBe('version');
+    expect(JSON.parse((await raw.hget(keys.meta, first.sessionId)) as string)).toEqual([
+      3,
+      encodeIndexMember(reborn.updatedAt.getTime(), reborn.sessionId),
+      reborn.userId,
+    ]);
+    expect(await raw.zscore(keys.tombstones, first.sessionId)).toBeNull();
+    expect(await raw.lrange(keys.history(first.sessionId), 0, -1)).toEqual([json]);
+    expect((await repository.get(first.sessionId))?.version).toBe(3);
+  });
+
+  it('list never shows a tombstone, and a stale index entry of one is dropped', async () => {
+    const repository = open();
+    const userId = randomId('user');
+    const gone = await repository.save(makeSnapshot({ userId }), { expectedVersion: null });
+    const live = await repository.save(makeSnapshot({ userId }), { expectedVersion: null });
+    expect(await repository.delete(gone.sessionId)).toBe(true);
+    // An index entry a hand edit (or a bug) left for the tombstone.
+    const member = encodeIndexMember(gone.updatedAt.getTime(), gone.sessionId);
+    await raw.zadd(repository.keys.user(userId), 0, member);
+    await raw.zadd(repository.keys.all, 0, member);
+    expect(ids((await repository.list({ userId })).items)).toEqual([live.sessionId]);
+    expect(ids((await repository.list()).items)).toEqual([live.sessionId]);
+    expect(await raw.zcard(repository.keys.all)).toBe(1);
+    expect(await tombstoneOf(repository, gone.sessionId)).toBe(1);
+  });
+
+  it('purgeExpired forgets tombstones older than tombstoneRetentionMs and keeps younger ones', async () => {
+    let clock = Date.now();
+    const repository = open({ now: () => clock, tombstoneRetentionMs: 3_000 });
+    const old = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const young = await repository.save(makeSnapshot(), { expectedVersion: null });
+    const oldAt = clock;
+    expect(await repository.delete(old.sessionId)).toBe(true);
+    clock += 5_000;
+    expect(await repository.delete(young.sessionId)).toBe(true);
+    expect(Number(await raw.zscore(repository.keys.tombstones, old.sessionId))).toBe(oldAt);
+    clock += 1_000;
+    // Nothing expired (no TTL), so the count is 0, but the old tombstone is gone.
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(await raw.hget(repository.keys.meta, old.sessionId)).toBeNull();
+    expect(await tombstoneOf(repository, young.sessionId)).toBe(1);
+    expect(await raw.zrange(repository.keys.tombstones, '0', '-1')).toEqual([young.sessionId]);
+    // Without its tombstone the id starts over (why the retention must outlast slow writers).
+    expect(
+      (await repository.save(makeSnapshot({ sessionId: old.sessionId }), { expectedVersion: null }))
+        .version,
+    ).toBe(1);
+    expect(
+      (
+        await repository.save(makeSnapshot({ sessionId: young.sessionId }), {
+          expectedVersion: null,
+        })
+      ).version,
+    ).toBe(2);
+  });
+
+  it('purgeExpired forgets old tombstones in batches', async () => {
+    const repository = open();
+    const keys = repository.keys;
+    const pipeline = raw.pipeline();
+    const count = 1_203;
+    for (let index = 0; index < count; index += 1) {
+      pipeline.hset(keys.meta, `deleted-${index}`, JSON.stringify([2, false, false, index]));
+      pipeline.zadd(keys.tombstones, index, `deleted-${index}`);
+    }
+    await pipeline.exec();
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual([]);
+  });
+
+  it('delete checks owner and version inside the script, also for a document written by hand', async () => {
+    const repository = open();
+    const snapshot = makeSnapshot();
+    const document = {
+      ...snapshot,
+      createdAt: snapshot.createdAt.getTime(),
+      updatedAt: snapshot.updatedAt.getTime(),
+      version: 4,
+    };
+    await raw.set(repository.keys.session(snapshot.sessionId), JSON.stringify(document));
+    const impostor = await rejectionOf(
+      repository.delete(snapshot.sessionId, { userId: randomId('impostor') }),
+    );
+    expect(ContextError.hasCode(impostor, 'OWNERSHIP_MISMATCH')).toBe(true);
+    const stale = await rejectionOf(repository.delete(snapshot.sessionId, { expectedVersion: 3 }));
+    expect((stale as VersionConflictError).currentVersion).toBe(4);
+    expect(
+      await repository.delete(snapshot.sessionId, {
+        userId: snapshot.userId as string,
+        expectedVersion: 4,
+      }),
+    ).toBe(true);
+    expect(await tombstoneOf(repository, snapshot.sessionId)).toBe(4);
+    const again = await repository.save(makeSnapshot({ sessionId: snapshot.sessionId }), {
+      expectedVersion: null,
+    });
+    expect(again.version).toBe(5);
+  });
+
+  it('get is a single GET: no script, no other command', async () => {
+    const client = new Redis(REDIS_URL);
+    const keyPrefix = randomPrefix();
+    prefixes.push(keyPrefix);
+    try {
+      const repository = createRedisRepository({ client, keyPrefix });
+      const snapshot = await repository.save(makeSnapshot(), { expectedVersion: null });
+      const deleted = await repository.save(makeSnapshot(), { expectedVersion: null });
+      await repository.delete(deleted.sessionId);
+      const sent: string[] = [];
+      const send = client.sendCommand.bind(client);
+      client.sendCommand = ((command: Parameters<typeof send>[0], stream?: unknown) => {
+        sent.push(command.name);
+        return send(command, stream as Parameters<typeof send>[1]);
+      }) as typeof client.sendCommand;
+      expect((await repository.get(snapshot.sessionId))?.version).toBe(1);
+      expect(await repository.get(deleted.sessionId)).toBeNull();
+      expect(sent).toEqual(['get', 'get']);
+      await repository.close();
+    } finally {
+      client.disconnect();
+    }
   });
 });
 
@@ -393,7 +576,14 @@ describe('clients', () => {
       await sleep(400);
       expect(await repository.purgeExpired?.()).toBe(1);
       const left = await raw.scan('0', 'MATCH', `${outer}*`, 'COUNT', 1000);
-      expect(left[1]).toEqual([]);
+      expect(left[1].sort()).toEqual([`${outer}{ctx}:meta`, `${outer}{ctx}:tomb`]);
+      expect(
+        (
+          await repository.save(makeSnapshot({ sessionId: first.sessionId }), {
+            expectedVersion: null,
+          })
+        ).version,
+      ).toBe(3);
     } finally {
       client.disconnect();
     }
@@ -480,7 +670,7 @@ describe('acl', () => {
     const keyPrefix = randomPrefix('acl');
     prefixes.push(keyPrefix);
     const commands =
-      'EVALSHA EVAL GET SET DEL EXISTS HGET HSET HDEL ZADD ZREM ZRANGEBYSCORE ZREVRANGEBYLEX LPUSH LTRIM LRANGE PEXPIRE PERSIST PTTL TIME';
+      'EVALSHA EVAL GET SET DEL EXISTS HGET HSET HDEL ZADD ZREM ZRANGEBYSCORE ZREVRANGEBYLEX LPUSH LTRIM LRANGE PEXPIRE PERSIST PTTL';
     await raw.call(
       'ACL',
       'SETUSER',
@@ -501,6 +691,8 @@ describe('acl', () => {
       keyPrefix,
       ttlMs: 200,
       historyLimit: 2,
+      // Tombstones older than now are forgotten at once: purgeExpired runs every path.
+      tombstoneRetentionMs: 0,
       redisOptions: { enableReadyCheck: false },
     });
     try {
@@ -516,7 +708,13 @@ describe('acl', () => {
       expect(await repository.purgeExpired?.()).toBe(1);
       const second = await repository.save(makeSnapshot(), { expectedVersion: null });
       expect((await repository.get(second.sessionId))?.version).toBe(1);
-      expect(await repository.delete(second.sessionId)).toBe(true);
+      expect(await repository.delete(second.sessionId, { userId: second.userId as string })).toBe(
+        true,
+      );
+      const again = await repository.save(makeSnapshot({ sessionId: second.sessionId }), {
+        expectedVersion: null,
+      });
+      expect(again.version).toBe(2);
       // Outside its key pattern the same user is refused: STORAGE_ERROR with a hint.
       const other = createRedisRepository({ url: url.toString(), keyPrefix: randomPrefix() });
       try {
@@ -544,7 +742,7 @@ describe('errors', () => {
     expect((error as StorageError).cause).toBeInstanceOf(Error);
   });
 
-  it('a foreign value at a session key is SCHEMA_MISMATCH for get and save', async () => {
+  it('a foreign value at a session key is SCHEMA_MISMATCH for get, save and delete', async () => {
     const repository = open();
     const sessionId = randomId('foreign');
     await raw.set(repository.keys.session(sessionId), 'not json');
@@ -555,7 +753,26 @@ describe('errors', () => {
       repository.save(makeSnapshot({ sessionId, version: 2 }), { expectedVersion: 1 }),
     );
     expect(ContextError.hasCode(overwrite, 'SCHEMA_MISMATCH')).toBe(true);
+    const removal = await rejectionOf(repository.delete(sessionId));
+    expect(ContextError.hasCode(removal, 'SCHEMA_MISMATCH')).toBe(true);
     expect(await raw.get(repository.keys.session(sessionId))).toBe('not json');
+    // Decoding is strict: a document without its version is not a ctx document either.
+    const { version: _version, ...fields } = makeSnapshot({ sessionId });
+    const unversioned = {
+      ...fields,
+      createdAt: fields.createdAt.getTime(),
+      updatedAt: fields.updatedAt.getTime(),
+    };
+    await raw.set(repository.keys.session(sessionId), JSON.stringify(unversioned));
+    expect(
+      ContextError.hasCode(await rejectionOf(repository.get(sessionId)), 'SCHEMA_MISMATCH'),
+    ).toBe(true);
+    // …and with it, the same document is read.
+    await raw.set(
+      repository.keys.session(sessionId),
+      JSON.stringify({ ...unversioned, version: 1 }),
+    );
+    expect((await repository.get(sessionId))?.version).toBe(1);
   });
 
   it('a session written by hand without bookkeeping is still compare-and-set protected', async () => {

@@ -1,4 +1,5 @@
 import { ContextError, StorageError } from '@ctx/core';
+import type { DriverErrorClass } from '@ctx/core/adapter';
 
 interface SqliteErrorLike extends Error {
   code: string;
@@ -41,36 +42,48 @@ function hintFor(code: string): string {
 }
 
 /**
- * Wraps anything a driver call threw (`action` completes "Could not …") in a {@link ContextError}: ctx errors pass through,
- * lock contention becomes `STORAGE_UNAVAILABLE` (retryable), everything else `STORAGE_ERROR`.
- * The original error is always the `cause`.
+ * Classifies what better-sqlite3 threw, for `createDriverRepository` (which prefixes "Could not
+ * <action> (SQLite): "): lock contention is `STORAGE_UNAVAILABLE` (retryable), other SQLite errors
+ * and a `Database` closed under the repository are `STORAGE_ERROR`; anything else is left to the
+ * helper (`undefined`).
+ */
+export function classifyError(error: unknown): DriverErrorClass | undefined {
+  if (isSqliteBusy(error)) {
+    return {
+      code: 'STORAGE_UNAVAILABLE',
+      message: `another SQLite connection held the lock for longer than the busy timeout (${(error as SqliteErrorLike).code}). Retry later, or raise busyTimeoutMs`,
+    };
+  }
+  if (isSqliteError(error)) {
+    return {
+      code: 'STORAGE_ERROR',
+      message: `${error.code}: ${error.message}: ${hintFor(error.code)}`,
+    };
+  }
+  if (isClosedHandle(error)) {
+    return {
+      code: 'STORAGE_ERROR',
+      message:
+        'the better-sqlite3 Database given to createSqliteRepository was closed by its owner. Create a new repository on an open Database',
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The same classification for what fails while the factory opens and migrates the database,
+ * before there is a repository to wrap it: ctx errors pass through, the rest becomes a
+ * `StorageError` whose `cause` is the original error.
  */
 export function toStorageError(error: unknown, action: string): ContextError {
   if (ContextError.isInstance(error)) return error;
-  if (isSqliteBusy(error)) {
-    const code = (error as SqliteErrorLike).code;
-    return new StorageError(
-      'STORAGE_UNAVAILABLE',
-      `Could not ${action}: another SQLite connection held the lock for longer than the busy timeout (${code}). Retry later, or raise busyTimeoutMs`,
-      { cause: error },
-    );
-  }
-  if (isSqliteError(error)) {
-    return new StorageError(
-      'STORAGE_ERROR',
-      `Could not ${action} (${error.code}: ${error.message}): ${hintFor(error.code)}`,
-      { cause: error },
-    );
-  }
-  if (isClosedHandle(error)) {
-    return new StorageError(
-      'STORAGE_ERROR',
-      `Could not ${action}: the better-sqlite3 Database given to createSqliteRepository was closed by its owner. Create a new repository on an open Database`,
-      { cause: error },
-    );
-  }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new StorageError('STORAGE_ERROR', `Could not ${action} (SQLite): ${detail}`, {
-    cause: error,
-  });
+  const known = classifyError(error);
+  const detail = known?.message ?? (error instanceof Error ? error.message : String(error));
+  return new StorageError(
+    known?.code ?? 'STORAGE_ERROR',
+    `Could not ${action} (SQLite): ${detail}`,
+    {
+      cause: error,
+    },
+  );
 }

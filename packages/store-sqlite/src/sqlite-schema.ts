@@ -1,17 +1,23 @@
-import { StorageError, ValidationError } from '@ctx/core';
+import { StorageError } from '@ctx/core';
+import {
+  assertValidTableName as assertValidSqlName,
+  DEFAULT_TABLE_NAME,
+  invalidOption,
+} from '@ctx/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { isSqliteError, toStorageError } from './sqlite-errors.js';
 
-/** The schema version this code writes and reads. A database at a higher version is refused. */
-export const SQLITE_SCHEMA_VERSION = 1;
+/**
+ * The schema version this code writes and reads. A database at a lower version is migrated (with
+ * `migrate: true`); one at a higher version is refused.
+ */
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** The table that records, per session table, which schema version it is at. */
 export const SQLITE_META_TABLE = 'ctx_meta';
 
-/** The session table's name unless `tableName` says otherwise. */
-export const DEFAULT_SQLITE_TABLE_NAME = 'ctx_sessions';
-
-const TABLE_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,47}$/;
+/** The session table's name unless `tableName` says otherwise (`DEFAULT_TABLE_NAME` of core). */
+export const DEFAULT_SQLITE_TABLE_NAME = DEFAULT_TABLE_NAME;
 
 /** Every schema object a session table owns, derived from its name. */
 export interface SqliteObjectNames {
@@ -20,6 +26,7 @@ export interface SqliteObjectNames {
   listIndex: string;
   userIndex: string;
   expiresIndex: string;
+  deletedIndex: string;
 }
 
 /** The names of the table, its history table and its indexes. */
@@ -30,21 +37,21 @@ export function objectNamesFor(tableName: string): SqliteObjectNames {
     listIndex: `${tableName}_list_idx`,
     userIndex: `${tableName}_user_idx`,
     expiresIndex: `${tableName}_expires_idx`,
+    deletedIndex: `${tableName}_deleted_idx`,
   };
 }
 
-/** Throws `INVALID_CONFIG` unless `tableName` is a plain lower-case SQL identifier we may use. */
+/**
+ * Throws `INVALID_CONFIG` unless `tableName` is a plain lower-case SQL identifier we may use: the
+ * rule of every SQL adapter, minus SQLite's reserved `sqlite_…` names and our meta table.
+ */
 export function assertValidTableName(tableName: unknown): asserts tableName is string {
-  if (
-    typeof tableName !== 'string' ||
-    !TABLE_NAME_PATTERN.test(tableName) ||
-    tableName.startsWith('sqlite_') ||
-    tableName === SQLITE_META_TABLE
-  ) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Invalid tableName ${JSON.stringify(tableName)}: use 1–48 lower-case letters, digits or underscores, starting with a letter or underscore (not "sqlite_…", not "${SQLITE_META_TABLE}")`,
-      { issues: [{ path: 'tableName', message: 'not a valid table name' }] },
+  assertValidSqlName('SQLite', tableName);
+  if (tableName.startsWith('sqlite_') || tableName === SQLITE_META_TABLE) {
+    throw invalidOption(
+      'SQLite',
+      'tableName',
+      `${JSON.stringify(tableName)} is reserved: not "sqlite_…", not "${SQLITE_META_TABLE}"`,
     );
   }
 }
@@ -91,6 +98,18 @@ const MIGRATIONS: readonly Migration[] = [
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (session_id, version)
 )`,
+    ],
+  },
+  {
+    // Tombstones: a deleted or purged session keeps its row (no content, no owner) with the time
+    // it stopped being live, so its version never restarts. Lists skip them through the partial
+    // list index; purge finds old ones through the deleted index.
+    version: 2,
+    statements: (names) => [
+      `ALTER TABLE ${quote(names.sessions)} ADD COLUMN deleted_at INTEGER`,
+      `DROP INDEX IF EXISTS ${quote(names.listIndex)}`,
+      `CREATE INDEX ${quote(names.listIndex)} ON ${quote(names.sessions)} (updated_at, session_id) WHERE deleted_at IS NULL`,
+      `CREATE INDEX IF NOT EXISTS ${quote(names.deletedIndex)} ON ${quote(names.sessions)} (deleted_at) WHERE deleted_at IS NOT NULL`,
     ],
   },
 ];

@@ -13,13 +13,17 @@ interface RawRow {
   version: number;
 }
 
-/** Reads a session row straight through better-sqlite3, decoding only the JSON columns. */
+/**
+ * Reads a session row straight through better-sqlite3, decoding only the JSON columns. A tombstone
+ * (a row with `deleted_at` set: a deleted or purged session keeping its last version) is no
+ * session, so it reads as absent.
+ */
 export function createRawReader(database: Database.Database, tableName = 'ctx_sessions') {
   return async (sessionId: string): Promise<RawSnapshot | null> => {
     const row = database
       .prepare(
         `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version
-         FROM "${tableName}" WHERE session_id = ?`,
+         FROM "${tableName}" WHERE session_id = ? AND deleted_at IS NULL`,
       )
       .get(sessionId) as RawRow | undefined;
     if (!row) return null;

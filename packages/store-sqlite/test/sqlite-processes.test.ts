@@ -3,14 +3,15 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSqliteRepository } from '../src/index.js';
-import { randomId, removeTempFolders, tempDatabasePath } from './helpers.js';
+import { createSqliteRepository, SQLITE_SCHEMA_VERSION } from '../src/index.js';
+import { makeSnapshot, randomId, removeTempFolders, tempDatabasePath } from './helpers.js';
 
 // The children are plain Node processes: they cannot load TypeScript, so they import the package
 // as a user would, by name, from its compiled dist. Building here (the same command as the
 // package's `build` script) guarantees dist matches the sources under test.
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const writerScript = fileURLToPath(new URL('./fixtures/sqlite-writer.mjs', import.meta.url));
+const impostorScript = fileURLToPath(new URL('./fixtures/sqlite-impostor.mjs', import.meta.url));
 
 beforeAll(() => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -31,12 +32,28 @@ interface WriterReport {
   foreignErrors: unknown[];
 }
 
-interface Writer {
+interface ImpostorReport {
+  attempts: number;
+  removed: number;
+  absent: number;
+  refused: number;
+  foreignErrors: unknown[];
+}
+
+interface Child<Report> {
   ready: Promise<void>;
+  /** Resolves when the child printed `line`. */
+  waitFor(line: string): Promise<void>;
+  /** Writes one line to the child's stdin; `last` closes it. */
+  send(line: string, last?: boolean): void;
+  /** The exit code, the last stdout line as JSON, and stderr. */
+  done: Promise<{ exitCode: number | null; report: Report | undefined; stderr: string }>;
+}
+
+interface Writer extends Child<WriterReport> {
   /** Resolves when the child first met STORAGE_UNAVAILABLE. */
   busy(): Promise<void>;
   go(): void;
-  done: Promise<{ exitCode: number | null; report: WriterReport | undefined; stderr: string }>;
 }
 
 const children: ChildProcess[] = [];
@@ -44,16 +61,8 @@ afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-function spawnWriter(
-  filename: string,
-  sessionId: string,
-  tag: string,
-  writes: number,
-  busyTimeoutMs?: number,
-): Writer {
-  const args = [writerScript, filename, sessionId, tag, String(writes)];
-  if (busyTimeoutMs !== undefined) args.push(String(busyTimeoutMs));
-  const child = spawn(process.execPath, args, {
+function spawnChild<Report>(script: string, args: string[], label: string): Child<Report> {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: packageRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -68,35 +77,49 @@ function spawnWriter(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  const done = new Promise<{
-    exitCode: number | null;
-    report: WriterReport | undefined;
-    stderr: string;
-  }>((resolve) => {
-    child.on('close', (exitCode) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let report: WriterReport | undefined;
-      try {
-        report = JSON.parse(last) as WriterReport;
-      } catch {
-        report = undefined;
-      }
-      resolve({ exitCode, report, stderr });
-    });
-  });
+  const done = new Promise<{ exitCode: number | null; report: Report | undefined; stderr: string }>(
+    (resolve) => {
+      child.on('close', (exitCode) => {
+        const last = stdout.trim().split('\n').pop() ?? '';
+        let report: Report | undefined;
+        try {
+          report = JSON.parse(last) as Report;
+        } catch {
+          report = undefined;
+        }
+        resolve({ exitCode, report, stderr });
+      });
+    },
+  );
   const waitFor = (line: string) =>
     Promise.race([
       new Promise<void>((resolve) => waiters.push({ line, resolve })),
       done.then(({ exitCode }) => {
-        throw new Error(`writer ${tag} exited (${exitCode}) before printing "${line}": ${stderr}`);
+        throw new Error(`${label} exited (${exitCode}) before printing "${line}": ${stderr}`);
       }),
     ]);
   return {
     ready: waitFor('ready'),
-    busy: () => waitFor('busy'),
-    go: () => child.stdin.end('go\n'),
+    waitFor,
+    send: (line, last = false) => {
+      if (last) child.stdin.end(`${line}\n`);
+      else child.stdin.write(`${line}\n`);
+    },
     done,
   };
+}
+
+function spawnWriter(
+  filename: string,
+  sessionId: string,
+  tag: string,
+  writes: number,
+  busyTimeoutMs?: number,
+): Writer {
+  const args = [filename, sessionId, tag, String(writes)];
+  if (busyTimeoutMs !== undefined) args.push(String(busyTimeoutMs));
+  const child = spawnChild<WriterReport>(writerScript, args, `writer ${tag}`);
+  return { ...child, busy: () => child.waitFor('busy'), go: () => child.send('go', true) };
 }
 
 async function expectEveryMark(
@@ -144,7 +167,7 @@ describe('two OS processes writing one session', () => {
 
     const raw = new Database(filename, { readonly: true });
     expect(raw.prepare('SELECT table_name, schema_version FROM ctx_meta').all()).toEqual([
-      { table_name: 'ctx_sessions', schema_version: 1 },
+      { table_name: 'ctx_sessions', schema_version: SQLITE_SCHEMA_VERSION },
     ]);
     raw.close();
   });
@@ -182,5 +205,51 @@ describe('two OS processes writing one session', () => {
       Array.from({ length: writesEach }, (_, index) => `${tag}:${index}`),
     );
     await expectEveryMark(filename, sessionId, marks);
+  });
+
+  it("an impostor's conditional delete from another process never deletes the owner's session", async () => {
+    const filename = tempDatabasePath();
+    const owner = createSqliteRepository({ filename });
+    const sessionId = randomId('raced');
+    const alice = randomId('alice');
+    let latest = await owner.save(makeSnapshot({ sessionId, userId: alice }), {
+      expectedVersion: null,
+    });
+    const impostor = spawnChild<ImpostorReport>(
+      impostorScript,
+      [filename, sessionId, randomId('bob')],
+      'impostor',
+    );
+    await impostor.ready;
+    impostor.send('go');
+    const rounds = 150;
+    let ownerDeletes = 0;
+    try {
+      for (let round = 0; round < rounds; round += 1) {
+        // The owner deletes and re-creates its session while the impostor keeps deleting it.
+        if (await owner.delete(sessionId, { userId: alice })) ownerDeletes += 1;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+        latest = await owner.save(
+          makeSnapshot({ sessionId, userId: alice, summary: `round ${round}` }),
+          { expectedVersion: null },
+        );
+        expect(latest.version).toBe(round + 2);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+      }
+    } finally {
+      impostor.send('stop', true);
+    }
+    const { exitCode, report, stderr } = await impostor.done;
+
+    if (process.env.CTX_DEBUG) console.log(report);
+    expect(stderr).toBe('');
+    expect(exitCode).toBe(0);
+    expect(report?.foreignErrors).toEqual([]);
+    expect(report?.removed, "the impostor's delete returned true").toBe(0);
+    // The impostor really raced the owner: it was refused while the session was live.
+    expect(report?.refused).toBeGreaterThan(0);
+    expect(ownerDeletes).toBe(rounds);
+    expect(await owner.get(sessionId)).toEqual(latest);
+    await owner.close();
   });
 });

@@ -67,7 +67,8 @@ describe('options', () => {
     const plain = createSqliteRepository({ filename: ':memory:' });
     const full = createSqliteRepository({ filename: ':memory:', ttlMs: 1000, historyLimit: 3 });
     expect(plain.capabilities).toEqual({ ttl: false, history: false });
-    expect(plain.purgeExpired).toBeUndefined();
+    // Without a TTL purgeExpired still forgets old tombstones of deleted sessions.
+    expect(typeof plain.purgeExpired).toBe('function');
     expect(plain.history).toBeUndefined();
     expect(full.capabilities).toEqual({ ttl: true, history: true });
     expect(typeof full.purgeExpired).toBe('function');
@@ -218,7 +219,7 @@ describe('storage layout', () => {
     const raw = new Database(filename, { readonly: true });
     const select = raw.prepare(
       `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version,
-              expires_at, typeof(created_at) AS created_type, typeof(version) AS version_type
+              expires_at, deleted_at, typeof(created_at) AS created_type, typeof(version) AS version_type
        FROM ctx_sessions WHERE session_id = ?`,
     );
     expect(select.get(planned.sessionId)).toEqual({
@@ -232,6 +233,7 @@ describe('storage layout', () => {
       updated_at: planned.updatedAt.getTime(),
       version: 1,
       expires_at: null,
+      deleted_at: null,
       created_type: 'integer',
       version_type: 'integer',
     });
@@ -254,6 +256,7 @@ describe('storage layout', () => {
     expect(objects).toEqual([
       { type: 'table', name: 'ctx_meta' },
       { type: 'table', name: 'ctx_sessions' },
+      { type: 'index', name: 'ctx_sessions_deleted_idx' },
       { type: 'index', name: 'ctx_sessions_expires_idx' },
       { type: 'table', name: 'ctx_sessions_history' },
       { type: 'index', name: 'ctx_sessions_list_idx' },
@@ -263,6 +266,7 @@ describe('storage layout', () => {
       raw.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').pluck().all(name);
     expect(indexColumns('ctx_sessions_user_idx')).toEqual(['user_id', 'updated_at', 'session_id']);
     expect(indexColumns('ctx_sessions_list_idx')).toEqual(['updated_at', 'session_id']);
+    expect(indexColumns('ctx_sessions_deleted_idx')).toEqual(['deleted_at']);
     raw.close();
   });
 
@@ -365,18 +369,22 @@ describe('ttl', () => {
     expect(ContextError.hasCode(error, 'VERSION_CONFLICT')).toBe(true);
     expect((error as { currentVersion: number | null }).currentVersion).toBeNull();
 
+    // A create over the expired row continues its versions, with a new history.
     const reborn = makeSnapshot({ sessionId: snapshot.sessionId, summary: 'reborn' });
-    await repository.save(reborn, { expectedVersion: null });
-    expect(await repository.get(snapshot.sessionId)).toEqual(reborn);
-    expect(await repository.history!(snapshot.sessionId)).toEqual([reborn]);
+    expect((await repository.save(reborn, { expectedVersion: null })).version).toBe(3);
+    expect(await repository.get(snapshot.sessionId)).toEqual({ ...reborn, version: 3 });
+    expect(await repository.history!(snapshot.sessionId)).toEqual([{ ...reborn, version: 3 }]);
 
     clock.now = 30_000;
     expect(await repository.delete(snapshot.sessionId)).toBe(false);
-    expect(database.prepare('SELECT count(*) FROM ctx_sessions').pluck().get()).toBe(0);
+    // The expired row stays (it keeps version 3 from restarting) until purgeExpired.
+    expect(
+      database.prepare('SELECT version, expires_at, deleted_at FROM ctx_sessions').all(),
+    ).toEqual([{ version: 3, expires_at: 21_000, deleted_at: null }]);
     database.close();
   });
 
-  it('purgeExpired deletes expired sessions and their history, and nothing else', async () => {
+  it('purgeExpired turns expired sessions into tombstones without history, and nothing else', async () => {
     const { database, clock, repository } = clockedRepository({ historyLimit: 3 });
     const old = makeSnapshot();
     await repository.save(old, { expectedVersion: null });
@@ -393,10 +401,115 @@ describe('ttl', () => {
     expect(await repository.purgeExpired!()).toBe(0);
     const count = (table: string) =>
       database.prepare(`SELECT count(*) FROM ${table} WHERE session_id = ?`).pluck();
-    expect(count('ctx_sessions').get(old.sessionId)).toBe(0);
+    expect(
+      database
+        .prepare(
+          'SELECT user_id, summary, goal, plan, progress, version, expires_at, deleted_at FROM ctx_sessions WHERE session_id = ?',
+        )
+        .get(old.sessionId),
+    ).toEqual({
+      user_id: null,
+      summary: '',
+      goal: null,
+      plan: null,
+      progress: null,
+      version: 2,
+      expires_at: null,
+      // Dated from when the session expired.
+      deleted_at: 11_000,
+    });
     expect(count('ctx_sessions_history').get(old.sessionId)).toBe(0);
     expect(await repository.get(fresh.sessionId)).toEqual(fresh);
     expect(await repository.get(immortal.sessionId)).toEqual(immortal);
+    database.close();
+  });
+});
+
+describe('tombstones', () => {
+  const rowOf = (database: Database.Database, sessionId: string) =>
+    database
+      .prepare(
+        'SELECT user_id, summary, goal, plan, progress, version, expires_at, deleted_at FROM ctx_sessions WHERE session_id = ?',
+      )
+      .get(sessionId);
+
+  it('delete blanks the row, keeps its version, dates it and drops its history', async () => {
+    const database = new Database(':memory:');
+    const clock = { now: 50_000 };
+    const repository = createSqliteRepository({
+      database,
+      ttlMs: 60_000,
+      historyLimit: 3,
+      now: () => clock.now,
+    });
+    const first = makeSnapshot();
+    await repository.save(first, { expectedVersion: null });
+    await repository.save(nextVersion(first, 'v2'), { expectedVersion: 1 });
+    clock.now = 51_000;
+    expect(await repository.delete(first.sessionId, { userId: first.userId! })).toBe(true);
+    expect(rowOf(database, first.sessionId)).toEqual({
+      user_id: null,
+      summary: '',
+      goal: null,
+      plan: null,
+      progress: null,
+      version: 2,
+      expires_at: null,
+      deleted_at: 51_000,
+    });
+    expect(database.prepare('SELECT count(*) FROM ctx_sessions_history').pluck().get()).toBe(0);
+    expect(await repository.list()).toEqual({ items: [], nextCursor: null });
+    database.close();
+  });
+
+  it('purgeExpired forgets tombstones older than tombstoneRetentionMs, and only those', async () => {
+    const database = new Database(':memory:');
+    const clock = { now: 100_000 };
+    const repository = createSqliteRepository({
+      database,
+      tombstoneRetentionMs: 10_000,
+      now: () => clock.now,
+    });
+    const old = makeSnapshot();
+    const recent = makeSnapshot();
+    for (const snapshot of [old, recent]) {
+      await repository.save(snapshot, { expectedVersion: null });
+      await repository.save(nextVersion(snapshot, 'v2'), { expectedVersion: 1 });
+    }
+    expect(await repository.delete(old.sessionId)).toBe(true);
+    clock.now = 105_000;
+    expect(await repository.delete(recent.sessionId)).toBe(true);
+
+    clock.now = 110_001;
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(rowOf(database, old.sessionId)).toBeUndefined();
+    expect(rowOf(database, recent.sessionId)).toMatchObject({ version: 2, deleted_at: 105_000 });
+    // Within retention a create continues the versions; past it the id starts over.
+    expect((await repository.save(recent, { expectedVersion: null })).version).toBe(3);
+    expect((await repository.save(old, { expectedVersion: null })).version).toBe(1);
+    database.close();
+  });
+
+  it('a conditional delete that is refused changes nothing', async () => {
+    const database = new Database(':memory:');
+    const repository = createSqliteRepository({ database, historyLimit: 2 });
+    const first = makeSnapshot();
+    await repository.save(first, { expectedVersion: null });
+    const second = nextVersion(first, 'v2');
+    await repository.save(second, { expectedVersion: 1 });
+    const before = rowOf(database, first.sessionId);
+    const impostor = await rejectionOf(
+      repository.delete(first.sessionId, { userId: randomId('impostor'), expectedVersion: 2 }),
+    );
+    expect(ContextError.hasCode(impostor, 'OWNERSHIP_MISMATCH')).toBe(true);
+    const stale = await rejectionOf(
+      repository.delete(first.sessionId, { userId: first.userId!, expectedVersion: 1 }),
+    );
+    expect(ContextError.hasCode(stale, 'VERSION_CONFLICT')).toBe(true);
+    expect((stale as { currentVersion: number }).currentVersion).toBe(2);
+    expect(rowOf(database, first.sessionId)).toEqual(before);
+    expect(await repository.history!(first.sessionId)).toEqual([second, first]);
+    expect(database.inTransaction).toBe(false);
     database.close();
   });
 });
@@ -443,7 +556,8 @@ describe('history', () => {
     expect(database.prepare('SELECT count(*) FROM ctx_sessions_history').pluck().get()).toBe(0);
     const reborn = makeSnapshot({ sessionId, summary: 'again' });
     await repository.save(reborn, { expectedVersion: null });
-    expect(await repository.history!(sessionId)).toEqual([reborn]);
+    // The re-created session continues after the deleted version 4.
+    expect(await repository.history!(sessionId)).toEqual([{ ...reborn, version: 5 }]);
     database.close();
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ContextError } from '@ctx/core';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,13 @@ import {
   SQLITE_SCHEMA_VERSION,
   type SqliteRepositoryOptions,
 } from '../src/index.js';
-import { makeSnapshot, removeTempFolders, tempDatabasePath, thrownBy } from './helpers.js';
+import {
+  makeSnapshot,
+  nextVersion,
+  removeTempFolders,
+  tempDatabasePath,
+  thrownBy,
+} from './helpers.js';
 
 afterAll(removeTempFolders);
 
@@ -120,6 +127,117 @@ describe('migrations', () => {
   });
 });
 
+/** The definitions of every ctx table and index in a file. */
+function schemaOf(filename: string): unknown[] {
+  const raw = new Database(filename, { readonly: true });
+  const rows = raw
+    .prepare("SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'ctx_%' ORDER BY name")
+    .all();
+  raw.close();
+  return rows;
+}
+
+// test/fixtures/schema-v1.db was written by @ctx/store-sqlite at schema version 1 (before
+// tombstones), in rollback-journal mode, with a clock at 2025-01-01T00:00:00Z:
+// - "v1-history": versions 1–4 by alice, historyLimit 3 (versions 2 and 3 in the history table);
+// - "v1-anonymous": version 1, no owner, summary "héllo 😀", no goal, no plan, progress [];
+// - "v1-expired": by bob, ttlMs one hour (expired since 2025-01-01T01:00:00Z);
+// - "v1-live-ttl": by bob, expires in 2125.
+const V1_FIXTURE = fileURLToPath(new URL('./fixtures/schema-v1.db', import.meta.url));
+const V1_TIME = Date.UTC(2025, 0, 1);
+
+/** A private copy of the version-1 fixture (the fixture itself is never opened for writing). */
+function copyV1Fixture(): string {
+  const filename = tempDatabasePath();
+  copyFileSync(V1_FIXTURE, filename);
+  return filename;
+}
+
+describe('upgrading a database written at schema version 1', () => {
+  it('migrates to the current version and keeps every session and its history', async () => {
+    const filename = copyV1Fixture();
+    expect(metaRows(filename)).toEqual([{ table_name: 'ctx_sessions', schema_version: 1 }]);
+    const repository = createSqliteRepository({ filename, historyLimit: 3 });
+    expect(metaRows(filename)).toEqual([
+      { table_name: 'ctx_sessions', schema_version: SQLITE_SCHEMA_VERSION },
+    ]);
+
+    const history = await repository.get('v1-history');
+    expect(history).toMatchObject({ userId: 'alice', summary: 'version 4', version: 4 });
+    expect((await repository.history!('v1-history')).map((item) => item.summary)).toEqual([
+      'version 4',
+      'version 3',
+      'version 2',
+    ]);
+    expect(await repository.get('v1-anonymous')).toEqual({
+      sessionId: 'v1-anonymous',
+      userId: null,
+      summary: 'héllo 😀',
+      goal: null,
+      plan: null,
+      progress: [],
+      createdAt: new Date(V1_TIME + 10),
+      updatedAt: new Date(V1_TIME + 10),
+      version: 1,
+    });
+    expect(await repository.get('v1-expired')).toBeNull();
+    expect((await repository.get('v1-live-ttl'))?.summary).toBe('expires in 2125');
+    expect((await repository.list({ userId: 'bob' })).items.map((item) => item.sessionId)).toEqual([
+      'v1-live-ttl',
+    ]);
+
+    // The upgraded table has the new behaviour: writes continue, deletes leave tombstones, and
+    // the old expired row is taken over with the next version.
+    const next = nextVersion(history!, 'version 5');
+    expect((await repository.save(next, { expectedVersion: 4 })).version).toBe(5);
+    expect(await repository.delete('v1-history', { userId: 'alice' })).toBe(true);
+    const reborn = makeSnapshot({ sessionId: 'v1-history' });
+    expect((await repository.save(reborn, { expectedVersion: null })).version).toBe(6);
+    const expired = makeSnapshot({ sessionId: 'v1-expired' });
+    expect((await repository.save(expired, { expectedVersion: null })).version).toBe(2);
+    await repository.close();
+
+    // The upgraded schema is the one a new file gets.
+    const fresh = tempDatabasePath();
+    await createSqliteRepository({ filename: fresh }).close();
+    expect(schemaOf(filename)).toEqual(schemaOf(fresh));
+
+    // Reopening does not migrate again.
+    const again = createSqliteRepository({ filename, migrate: false });
+    expect((await again.get('v1-history'))?.version).toBe(6);
+    await again.close();
+  });
+
+  it('purgeExpired reclaims a version-1 expired row (its tombstone is past retention)', async () => {
+    const filename = copyV1Fixture();
+    const repository = createSqliteRepository({ filename });
+    expect(await repository.purgeExpired()).toBe(1);
+    await repository.close();
+    const raw = new Database(filename, { readonly: true });
+    expect(
+      raw
+        .prepare(
+          "SELECT summary, user_id, version, deleted_at FROM ctx_sessions WHERE session_id = 'v1-expired'",
+        )
+        .get(),
+    ).toBeUndefined();
+    expect(raw.prepare('SELECT count(*) FROM ctx_sessions').pluck().get()).toBe(3);
+    raw.close();
+  });
+
+  it('with migrate: false refuses a version-1 table, and leaves the file untouched', () => {
+    const filename = copyV1Fixture();
+    expectRefusedUntouched(
+      filename,
+      'SCHEMA_MISMATCH',
+      new RegExp(
+        `is at schema version 1, this code needs ${SQLITE_SCHEMA_VERSION}, and migrate is false`,
+      ),
+      { migrate: false },
+    );
+  });
+});
+
 describe('refusing a database that is not ours', () => {
   it('refuses a file of random bytes with SCHEMA_MISMATCH and leaves it byte for byte', () => {
     const filename = tempDatabasePath('notes.db');
@@ -204,6 +322,8 @@ describe('refusing a database that is not ours', () => {
     raw.close();
     const error = thrownBy(() => createSqliteRepository({ filename }));
     expect(ContextError.hasCode(error, 'SCHEMA_MISMATCH')).toBe(true);
-    expect((error as Error).message).toMatch(/does not have the layout of schema version 1/);
+    expect((error as Error).message).toContain(
+      `does not have the layout of schema version ${SQLITE_SCHEMA_VERSION}`,
+    );
   });
 });

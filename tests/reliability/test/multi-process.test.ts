@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { assertValidSnapshot } from '@ctx/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Backend, type BackendName, openBackend, randomId } from './helpers/backends.js';
+import { killWorkers, spawnWorker } from './helpers/processes.js';
 
 // K OS processes × M turns on ONE session, each through its own SessionContextStore and its own
 // connection. The extractor appends the turn's unique mark to the previous summary, so a lost
@@ -10,9 +9,6 @@ import { type Backend, type BackendName, openBackend, randomId } from './helpers
 const PROCESSES = 4;
 const TURNS = 25;
 const MAX_CONFLICT_RETRIES = 100;
-
-const writerScript = fileURLToPath(new URL('./fixtures/store-writer.mjs', import.meta.url));
-const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 
 interface WriterReport {
   tag: string;
@@ -22,56 +18,7 @@ interface WriterReport {
   errors: Array<{ typed: boolean; code?: string; message: string }>;
 }
 
-interface Writer {
-  ready: Promise<void>;
-  go(): void;
-  done: Promise<{ exitCode: number | null; report: WriterReport | undefined; stderr: string }>;
-}
-
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-function spawnWriter(job: Record<string, unknown>): Writer {
-  const child = spawn(process.execPath, [writerScript, JSON.stringify(job)], {
-    cwd: packageRoot,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve, reject) => {
-    markReady = resolve;
-    child.once('close', () => reject(new Error(`writer exited before ready: ${stderr}${stdout}`)));
-  });
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    if (stdout.split('\n').includes('ready')) markReady();
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<{
-    exitCode: number | null;
-    report: WriterReport | undefined;
-    stderr: string;
-  }>((resolve) => {
-    child.on('close', (exitCode) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let report: WriterReport | undefined;
-      try {
-        report = JSON.parse(last) as WriterReport;
-      } catch {
-        report = undefined;
-      }
-      resolve({ exitCode, report, stderr });
-    });
-  });
-  ready.catch(() => undefined);
-  return { ready, go: () => child.stdin.write('go\n'), done };
-}
+afterAll(killWorkers);
 
 const MULTI_PROCESS_BACKENDS: BackendName[] = ['sqlite', 'postgres', 'redis'];
 
@@ -86,7 +33,7 @@ describe.each(MULTI_PROCESS_BACKENDS)('%s: concurrent OS processes on one sessio
     const sessionId = randomId('multi-process');
     const userId = randomId('owner');
     const writers = Array.from({ length: PROCESSES }, (_, index) =>
-      spawnWriter({
+      spawnWorker<WriterReport>('store-writer.mjs', {
         connection: backend?.connection,
         sessionId,
         userId,
@@ -95,8 +42,8 @@ describe.each(MULTI_PROCESS_BACKENDS)('%s: concurrent OS processes on one sessio
         maxConflictRetries: MAX_CONFLICT_RETRIES,
       }),
     );
-    await Promise.all(writers.map((writer) => writer.ready));
-    for (const writer of writers) writer.go();
+    await Promise.all(writers.map((writer) => writer.printed('ready')));
+    for (const writer of writers) writer.send('go');
     const results = await Promise.all(writers.map((writer) => writer.done));
 
     for (const result of results) {

@@ -1,13 +1,13 @@
 import {
   buildExtractionPrompt,
   type ContextExtractor,
-  createExtractiveExtractor,
   createScriptedExtractor,
   type Message,
   renderSessionContext,
   type SessionContext,
   SessionContextStore,
 } from '@ctx/core';
+import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { createGeminiExtractor } from '@ctx/model-gemini';
 import { createOpenAIExtractor } from '@ctx/model-openai';
 import fc from 'fast-check';

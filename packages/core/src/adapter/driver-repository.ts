@@ -154,13 +154,21 @@ export function createDriverRepository(
     await initializing;
   };
 
+  // Calls under way when close() is called finish on an open driver; close() waits for them.
+  let running = 0;
+  let drained: (() => void) | undefined;
+
   // Validation errors are thrown before the driver is touched; everything after is wrapped.
   const run = async <T>(action: string, body: () => T | Promise<T>): Promise<T> => {
+    running += 1;
     try {
       if (!ready) await prepare();
       return await body();
     } catch (error) {
       throw wrap(error, action);
+    } finally {
+      running -= 1;
+      if (running === 0) drained?.();
     }
   };
 
@@ -264,7 +272,11 @@ export function createDriverRepository(
       if (closed) return;
       closed = true;
       try {
-        await initializing?.catch(() => undefined);
+        if (running > 0) {
+          await new Promise<void>((resolve) => {
+            drained = resolve;
+          });
+        }
         await driver.close?.();
       } catch (error) {
         throw wrap(error, 'close the repository');

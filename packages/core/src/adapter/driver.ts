@@ -147,7 +147,10 @@ export interface DriverErrorClass {
  * ```
  */
 export interface ContextDriver {
-  /** The spec version the driver implements: {@link DRIVER_SPEC_VERSION}. */
+  /**
+   * The spec version the driver was written against, as a literal (`specVersion: 1`), not the
+   * imported {@link DRIVER_SPEC_VERSION}: the literal is what lets a newer core refuse it.
+   */
   readonly specVersion: number;
   /** The backend's name for messages, e.g. `'SQLite'` ("Could not save a session (SQLite): …"). */
   readonly name: string;

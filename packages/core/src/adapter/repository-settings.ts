@@ -118,8 +118,8 @@ export function resolveRepositorySettings(
 
 /**
  * Checks a table name for SQL adapters: 1–48 lower-case letters, digits or underscores, starting
- * with a letter or underscore, so it can be quoted safely and derived names (`<name>_history`,
- * indexes) stay within every database's identifier limit. Throws `INVALID_CONFIG`.
+ * with a letter or underscore, so it can be quoted without escaping. An adapter whose derived
+ * names (`<name>_history`, indexes) need a lower cap checks that on top. Throws `INVALID_CONFIG`.
  */
 export function assertValidTableName(
   backend: string,

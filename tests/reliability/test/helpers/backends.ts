@@ -14,7 +14,10 @@ export const POSTGRES_URL =
 /** The shared Redis server; a suite that cannot reach it fails. */
 export const REDIS_URL = process.env.CTX_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-export type BackendName = 'memory' | 'sqlite' | 'postgres' | 'redis';
+/** The shared MySQL/MariaDB server; a suite that cannot reach it fails. */
+export const MYSQL_URL = process.env.CTX_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
+
+export type BackendName = 'memory' | 'sqlite' | 'postgres' | 'redis' | 'mysql';
 
 /** Every store the suites run on, in the order they appear in test names. */
 export const BACKENDS: readonly BackendName[] = ['memory', 'sqlite', 'postgres', 'redis'];
@@ -35,7 +38,8 @@ export type BackendConnection =
   | { kind: 'memory' }
   | { kind: 'sqlite'; filename: string }
   | { kind: 'postgres'; url: string; schema: string }
-  | { kind: 'redis'; url: string; keyPrefix: string };
+  | { kind: 'redis'; url: string; keyPrefix: string }
+  | { kind: 'mysql'; url: string; tableName: string };
 
 /** A label plus random hex, for ids no other run uses. */
 export function randomId(label: string): string {
@@ -99,6 +103,32 @@ export async function openBackend(name: BackendName): Promise<Backend> {
         },
       };
     }
+    case 'mysql': {
+      const { createMysqlRepository } = await import('@ctx/store-mysql');
+      const tableName = `ctx_rel_${randomBytes(6).toString('hex')}`;
+      const repository = createMysqlRepository({ url: MYSQL_URL, tableName });
+      await repository.get(randomId('ping'));
+      return {
+        name,
+        repository,
+        connection: { kind: 'mysql', url: MYSQL_URL, tableName },
+        async dispose() {
+          await repository.close();
+          await dropMysqlTables(tableName);
+        },
+      };
+    }
+  }
+}
+
+/** Drops a MySQL session table and its history table, on a connection of its own. */
+export async function dropMysqlTables(tableName: string, url = MYSQL_URL): Promise<void> {
+  const { createConnection } = await import('mysql2/promise');
+  const connection = await createConnection(url);
+  try {
+    await connection.query(`DROP TABLE IF EXISTS \`${tableName}_history\`, \`${tableName}\``);
+  } finally {
+    await connection.end();
   }
 }
 

@@ -1,13 +1,14 @@
-import { ExtractionError, ValidationError } from './errors.js';
-import type { ContextExtractor, ExtractionRequest, ExtractionResult } from './extraction.js';
-import { stepKey } from './policy.js';
 import {
   type ContextDraft,
   ContextDraftSchema,
+  type ContextExtractor,
+  ExtractionError,
+  type ExtractionRequest,
+  type ExtractionResult,
   LIMITS,
   type Message,
-  toValidationIssues,
-} from './schema.js';
+  ValidationError,
+} from '@ctx/core';
 
 /** Options of {@link createExtractiveExtractor}. */
 export interface ExtractiveExtractorOptions {
@@ -112,6 +113,11 @@ function clip(text: string, max: number): string {
   const code = text.charCodeAt(end - 1);
   if (code >= 0xd800 && code <= 0xdbff) end -= 1;
   return `${text.slice(0, end).trimEnd()}…`;
+}
+
+// The same key core's update policy compares plan and progress steps by.
+function stepKey(step: string): string {
+  return step.replace(/\s+/g, ' ').trim().toLowerCase();
 }
 
 function capitalize(text: string): string {
@@ -938,7 +944,8 @@ function estimateInputTokens(request: ExtractionRequest): number {
  *
  * @example
  * ```ts
- * import { createExtractiveExtractor, createMemoryRepository, SessionContextStore } from '@ctx/core';
+ * import { createMemoryRepository, SessionContextStore } from '@ctx/core';
+ * import { createExtractiveExtractor } from '@ctx/model-extractive';
  *
  * const store = new SessionContextStore({
  *   repository: createMemoryRepository(),
@@ -994,10 +1001,8 @@ export function createExtractiveExtractor(
       if (!parsed.success) {
         throw new ExtractionError(
           'schema_mismatch',
-          `The extractive extractor built an invalid draft (please report this): ${toValidationIssues(
-            parsed.error,
-          )
-            .map((issue) => `${issue.path}: ${issue.message}`)
+          `The extractive extractor built an invalid draft (please report this): ${parsed.error.issues
+            .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
             .join('; ')}`,
           { cause: parsed.error, retryable: false },
         );

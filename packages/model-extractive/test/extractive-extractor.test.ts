@@ -1,16 +1,16 @@
-import { describe, expect, it } from 'vitest';
 import {
   type ContextDraft,
   ContextDraftSchema,
   ContextError,
-  createExtractiveExtractor,
   type ExtractionError,
   type ExtractionRequest,
   LIMITS,
   type Message,
   type SessionContext,
   type ValidationError,
-} from '../src/index.js';
+} from '@ctx/core';
+import { describe, expect, it } from 'vitest';
+import { createExtractiveExtractor } from '../src/index.js';
 
 const user = (content: string): Message => ({ role: 'user', content });
 const assistant = (content: string): Message => ({ role: 'assistant', content });

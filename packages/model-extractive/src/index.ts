@@ -1,0 +1,4 @@
+export {
+  createExtractiveExtractor,
+  type ExtractiveExtractorOptions,
+} from './extractive-extractor.js';

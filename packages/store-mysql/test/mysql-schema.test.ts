@@ -1,0 +1,194 @@
+import { makeSnapshot } from '@ctx/conformance';
+import { ContextError } from '@ctx/core';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createMysqlRepository,
+  MYSQL_SCHEMA_VERSION,
+  type MysqlRepository,
+  type MysqlRepositoryOptions,
+} from '../src/index.js';
+import { createTestPool, dropTables, randomTable } from './helpers.js';
+
+const MIGRATION_NAMES = ['1-create-sessions-and-history'];
+
+let pool: Pool;
+const pools: Pool[] = [];
+const tables: string[] = [];
+const repositories: MysqlRepository[] = [];
+
+function freshTable(): string {
+  const table = randomTable('schema');
+  tables.push(table);
+  return table;
+}
+
+function open(options: Partial<MysqlRepositoryOptions> & { tableName: string }) {
+  const repository = createMysqlRepository({ pool, ...options } as MysqlRepositoryOptions);
+  repositories.push(repository);
+  return repository;
+}
+
+function openPool(): Pool {
+  const created = createTestPool(2);
+  pools.push(created);
+  return created;
+}
+
+async function errorOf(action: () => Promise<unknown>): Promise<ContextError> {
+  try {
+    await action();
+  } catch (error) {
+    if (ContextError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error('expected the call to throw');
+}
+
+async function rows(sql: string, values: unknown[] = []): Promise<RowDataPacket[]> {
+  const [result] = await pool.query<RowDataPacket[]>(sql, values);
+  return result;
+}
+
+const tablesNamed = (table: string) =>
+  rows(
+    'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?) ORDER BY TABLE_NAME',
+    [table, `${table}_history`],
+  );
+
+beforeAll(() => {
+  pool = createTestPool();
+});
+
+afterEach(async () => {
+  for (const repository of repositories.splice(0)) await repository.close();
+  for (const created of pools.splice(0)) await created.end();
+  for (const table of tables.splice(0)) await dropTables(pool, table);
+});
+
+afterAll(async () => {
+  await pool.end();
+});
+
+describe('migrate()', () => {
+  it('creates both tables and records the version once; a second call applies nothing', async () => {
+    const tableName = freshTable();
+    const repository = open({ tableName });
+    expect(await repository.migrate()).toEqual({
+      version: MYSQL_SCHEMA_VERSION,
+      applied: MIGRATION_NAMES,
+    });
+    expect(await repository.migrate()).toEqual({ version: MYSQL_SCHEMA_VERSION, applied: [] });
+    expect((await tablesNamed(tableName)).map((row) => row.name)).toEqual([
+      tableName,
+      `${tableName}_history`,
+    ]);
+    expect(
+      await rows('SELECT schema_version FROM ctx_meta WHERE table_name = ?', [tableName]),
+    ).toEqual([{ schema_version: MYSQL_SCHEMA_VERSION }]);
+    const columns = await rows(
+      `SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS
+       WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN ('session_id', 'user_id', 'created_at', 'deleted_at')
+       ORDER BY COLUMN_NAME`,
+      [tableName],
+    );
+    expect(columns).toEqual([
+      { name: 'created_at', type: 'bigint' },
+      { name: 'deleted_at', type: 'bigint' },
+      { name: 'session_id', type: 'varbinary' },
+      { name: 'user_id', type: 'varbinary' },
+    ]);
+  });
+
+  it('five pools migrating one fresh table at once: one applies it, the others find it done', async () => {
+    const tableName = freshTable();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => open({ pool: openPool(), tableName }).migrate()),
+    );
+    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+    expect(results.every((result) => result.version === MYSQL_SCHEMA_VERSION)).toBe(true);
+  });
+
+  it('repositories on several pools migrate lazily on their first calls, all at once', async () => {
+    const tableName = freshTable();
+    const repositories = Array.from({ length: 4 }, () => open({ pool: openPool(), tableName }));
+    const saved = await Promise.all(
+      repositories.map((repository) => repository.save(makeSnapshot(), { expectedVersion: null })),
+    );
+    expect(saved.map((snapshot) => snapshot.version)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('resumes a migration that was cut short', async () => {
+    const tableName = freshTable();
+    await open({ tableName }).migrate();
+    // As if the process died after the first statement of version 1.
+    await pool.query(`DROP TABLE \`${tableName}_history\``);
+    await pool.query('UPDATE ctx_meta SET schema_version = 0 WHERE table_name = ?', [tableName]);
+    expect((await open({ tableName }).migrate()).applied).toEqual(MIGRATION_NAMES);
+    expect(await tablesNamed(tableName)).toHaveLength(2);
+  });
+});
+
+describe('schema checks', () => {
+  it('refuses a table newer than this code with SCHEMA_MISMATCH, migrating or not', async () => {
+    const tableName = freshTable();
+    await open({ tableName }).migrate();
+    await pool.query('UPDATE ctx_meta SET schema_version = ? WHERE table_name = ?', [
+      MYSQL_SCHEMA_VERSION + 1,
+      tableName,
+    ]);
+    for (const migrate of [true, false]) {
+      const repository = open({ tableName, migrate });
+      const error = await errorOf(() => repository.get('any'));
+      expect(error.code).toBe('SCHEMA_MISMATCH');
+      expect(error.message).toContain('newer');
+      expect((await errorOf(() => repository.migrate())).code).toBe('SCHEMA_MISMATCH');
+    }
+  });
+
+  it('refuses a name taken by a table ctx did not create, and leaves it alone', async () => {
+    for (const taken of ['', '_history']) {
+      const tableName = freshTable();
+      await pool.query(`CREATE TABLE \`${tableName}${taken}\` (id INT PRIMARY KEY)`);
+      const repository = open({ tableName });
+      const error = await errorOf(() => repository.save(makeSnapshot(), { expectedVersion: null }));
+      expect(error.code).toBe('SCHEMA_MISMATCH');
+      expect(error.message).toContain('not created by ctx');
+      expect(
+        await rows(
+          'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+          [`${tableName}${taken}`],
+        ),
+      ).toEqual([{ name: 'id' }]);
+    }
+  });
+
+  it('with migrate: false, only checks: an unmigrated table is SCHEMA_MISMATCH until migrate()', async () => {
+    const tableName = freshTable();
+    const repository = open({ tableName, migrate: false });
+    const error = await errorOf(() => repository.get('any'));
+    expect(error.code).toBe('SCHEMA_MISMATCH');
+    expect(error.message).toContain('ctx migrate');
+    expect(await tablesNamed(tableName)).toEqual([]);
+    expect((await repository.migrate()).applied).toEqual(MIGRATION_NAMES);
+    expect(await repository.get('any')).toBeNull();
+    const later = open({ tableName, migrate: false });
+    expect(await later.get('any')).toBeNull();
+  });
+
+  it('a table dropped under a running repository is SCHEMA_MISMATCH until migrate() recreates it', async () => {
+    const tableName = freshTable();
+    const repository = open({ tableName });
+    await repository.get('any');
+    await pool.query(`DROP TABLE \`${tableName}\``);
+    const error = await errorOf(() => repository.get('any'));
+    expect(error.code).toBe('SCHEMA_MISMATCH');
+    expect(error.message).toContain('migrate');
+    const checking = open({ tableName, migrate: false });
+    expect((await errorOf(() => checking.get('any'))).message).toContain('missing');
+    // The hint is true: migrate() creates it again although ctx_meta records version 1.
+    expect((await repository.migrate()).applied).toEqual(MIGRATION_NAMES);
+    expect(await repository.get('any')).toBeNull();
+    expect(await checking.get('any')).toBeNull();
+  });
+});
