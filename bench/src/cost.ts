@@ -1,10 +1,5 @@
-import {
-  applyUpdatePolicy,
-  buildExtractionPrompt,
-  type Message,
-  neutralizeTags,
-  type SessionContext,
-} from '@ctx/core';
+import type { Message, SessionContext } from '@ctx/core';
+import { applyUpdatePolicy, buildExtractionPrompt, neutralizeTags } from '@ctx/core/adapter';
 import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { contentLength, createConversation } from './fixtures.js';
 

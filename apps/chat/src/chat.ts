@@ -14,8 +14,8 @@ import {
   type SessionContext,
   type SessionContextEvent,
   SessionContextStore,
-  toSingleLine,
 } from '@ctx/core';
+import { toSingleLine } from '@ctx/core/adapter';
 import { type ChatOptions, parseChatOptions, USAGE } from './chat-options.js';
 import { createReplyModel, NO_MODEL_HELP, type ReplyModel } from './reply-model.js';
 import { createTerminal, type Terminal } from './terminal.js';

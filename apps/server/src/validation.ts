@@ -1,17 +1,16 @@
 import {
   ContextError,
-  decodeListCursor,
   LIMITS,
   LIST_LIMITS,
   type Message,
   MessageSchema,
   MIN_RENDER_CHARS,
-  parseOrThrow,
   SessionIdSchema,
   UserIdSchema,
   ValidationError,
   type ValidationIssue,
 } from '@ctx/core';
+import { decodeListCursor, parseOrThrow } from '@ctx/core/adapter';
 
 /** The request header that names the user a call is made for. */
 export const USER_HEADER = 'x-ctx-user';

@@ -4,12 +4,12 @@ import {
   type ContextExtractor,
   type ContextRepository,
   createMemoryRepository,
-  createScriptedExtractor,
   type Message,
   renderSessionContext,
   type SessionContextConfig,
   SessionContextStore,
 } from '@ctx/core';
+import { createScriptedExtractor } from '@ctx/core/testing';
 import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { createRedisRepository } from '@ctx/store-redis';
 import { afterEach, describe, expect, it } from 'vitest';

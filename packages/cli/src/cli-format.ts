@@ -1,4 +1,5 @@
-import { type SessionContext, toSingleLine } from '@ctx/core';
+import type { SessionContext } from '@ctx/core';
+import { toSingleLine } from '@ctx/core/adapter';
 
 /** Summary excerpt width when the output is not a terminal (or its width is unknown). */
 const DEFAULT_EXCERPT_WIDTH = 60;

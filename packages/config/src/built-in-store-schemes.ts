@@ -1,4 +1,4 @@
-import type { StoreScheme, StoreUrlParts } from './store-scheme-registry.js';
+import type { StoreScheme, StoreSchemeOptions, StoreUrlParts } from './store-scheme-registry.js';
 
 function decode(text: string): string | undefined {
   try {
@@ -22,6 +22,14 @@ function withConnectTimeout(url: string, connectTimeoutMs: number | undefined): 
   return `${url}${url.includes('?') ? '&' : '?'}connectTimeout=${connectTimeoutMs}`;
 }
 
+/** The options every repository takes under the same names. */
+const commonOptions = (options: StoreSchemeOptions) => ({
+  ttlMs: options.ttlMs,
+  historyLimit: options.historyLimit,
+  tombstoneRetentionMs: options.tombstoneRetentionMs,
+  migrate: options.migrate,
+});
+
 const memory: StoreScheme<'memory', typeof import('@ctx/core')> = {
   kind: 'memory',
   schemes: ['memory'],
@@ -35,12 +43,7 @@ const memory: StoreScheme<'memory', typeof import('@ctx/core')> = {
     return {};
   },
   load: () => import('@ctx/core'),
-  create: (core, _location, options) =>
-    core.createMemoryRepository({
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
-    }),
+  create: (core, _location, options) => core.createMemoryRepository(commonOptions(options)),
 };
 
 const sqlite: StoreScheme<'sqlite', typeof import('@ctx/store-sqlite')> = {
@@ -68,10 +71,7 @@ const sqlite: StoreScheme<'sqlite', typeof import('@ctx/store-sqlite')> = {
     adapter.createSqliteRepository({
       filename: location.filename,
       tableName: options.tableName,
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
-      migrate: options.migrate,
+      ...commonOptions(options),
     }),
 };
 
@@ -91,10 +91,7 @@ const postgres: StoreScheme<'postgres', typeof import('@ctx/store-postgres')> = 
       url: location.url,
       schema: options.schema,
       tableName: options.tableName,
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
-      migrate: options.migrate,
+      ...commonOptions(options),
       connectTimeoutMs: options.connectTimeoutMs,
     }),
 };
@@ -114,10 +111,7 @@ const redis: StoreScheme<'redis', typeof import('@ctx/store-redis')> = {
     adapter.createRedisRepository({
       url: location.url,
       keyPrefix: options.keyPrefix,
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
-      migrate: options.migrate,
+      ...commonOptions(options),
       connectTimeoutMs: options.connectTimeoutMs,
     }),
 };
@@ -143,10 +137,7 @@ const mysql: StoreScheme<'mysql', typeof import('@ctx/store-mysql')> = {
     adapter.createMysqlRepository({
       url: withConnectTimeout(location.url, options.connectTimeoutMs),
       tableName: options.tableName,
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
-      migrate: options.migrate,
+      ...commonOptions(options),
     }),
 };
 

@@ -4,9 +4,9 @@ import {
   ExtractionError,
   type ExtractionFailureReason,
   type ExtractionRequest,
-  getExtractionJsonSchema,
   type Message,
 } from '@ctx/core';
+import { getExtractionJsonSchema } from '@ctx/core/adapter';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeError, fail } from './assertions.js';
 import { TRICKY_TEXTS } from './fixtures.js';

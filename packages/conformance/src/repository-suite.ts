@@ -1,11 +1,11 @@
 import {
   type ContextRepository,
-  compareForList,
   LIMITS,
   LIST_LIMITS,
   type SessionContext,
   type VersionConflictError,
 } from '@ctx/core';
+import { compareForList } from '@ctx/core/adapter';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   describeError,

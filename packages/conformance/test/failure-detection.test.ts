@@ -1,10 +1,10 @@
 import {
   type ContextRepository,
-  cloneSnapshot,
   createMemoryRepository,
   type SessionContext,
   VersionConflictError,
 } from '@ctx/core';
+import { cloneSnapshot } from '@ctx/core/adapter';
 import { describe, expect, it } from 'vitest';
 import { expectContextError, expectSameSnapshot } from '../src/assertions.js';
 import { makeSnapshot, raceWrites, randomId, runReadModifyWriteLoops } from '../src/index.js';

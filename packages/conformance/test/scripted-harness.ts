@@ -1,13 +1,15 @@
 import {
-  buildExtractionPrompt,
   type ContextExtractor,
   ExtractionError,
   type ExtractionFailureReason,
   type ExtractionRequest,
   type ExtractionResult,
+} from '@ctx/core';
+import {
+  buildExtractionPrompt,
   getExtractionJsonSchema,
   parseExtractionOutput,
-} from '@ctx/core';
+} from '@ctx/core/adapter';
 import type { ExtractorHarness, ProviderScenario, RecordedProviderRequest } from '../src/index.js';
 
 /**

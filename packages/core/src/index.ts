@@ -1,38 +1,25 @@
+// @ctx/core — what applications use. Backend and model-adapter authors also import
+// '@ctx/core/adapter'; tests import '@ctx/core/testing'.
 export {
   ContextError,
   type ContextErrorCode,
   ExtractionError,
   type ExtractionFailureReason,
   isRetryableError,
-  NETWORK_ERROR_CODES,
   OwnershipError,
-  parseRetryAfterHeaders,
   StorageError,
   ValidationError,
   type ValidationIssue,
   VersionConflictError,
 } from './errors.js';
-export {
-  buildExtractionPrompt,
-  type ContextExtractor,
-  EXTRACTION_SCHEMA_NAME,
-  type ExtractionPrompt,
-  type ExtractionRequest,
-  type ExtractionResult,
-  getExtractionJsonSchema,
-  type JsonSchema,
-  parseExtractionOutput,
-  type TokenUsage,
+export type {
+  ContextExtractor,
+  ExtractionRequest,
+  ExtractionResult,
+  TokenUsage,
 } from './extraction.js';
 export { createMemoryRepository, type MemoryRepositoryOptions } from './memory-repository.js';
-export {
-  applyUpdatePolicy,
-  hasConversationalContent,
-  messagesForExtraction,
-  type SnapshotContent,
-  UPDATE_MODES,
-  type UpdateMode,
-} from './policy.js';
+export { UPDATE_MODES, type UpdateMode } from './policy.js';
 export {
   formatSessionContext,
   injectSessionContext,
@@ -41,34 +28,22 @@ export {
   renderSessionContext,
 } from './render.js';
 export {
-  assertValidSave,
   type ContextRepository,
-  cloneSnapshot,
-  compareForList,
   type DeleteOptions,
-  decodeListCursor,
-  encodeListCursor,
-  isAfterCursor,
   LIST_LIMITS,
-  type ListCursor,
   type ListPage,
   type ListQuery,
-  type NormalizedListQuery,
-  normalizeListQuery,
   type RepositoryCapabilities,
   type SaveOptions,
-  toListPage,
 } from './repository.js';
 export {
   assertValidSessionId,
   assertValidSnapshot,
   type ContextDraft,
   ContextDraftSchema,
-  isWellFormedText,
   LIMITS,
   type Message,
   MessageSchema,
-  parseOrThrow,
   type Role,
   RoleSchema,
   type SessionContext,
@@ -77,12 +52,6 @@ export {
   UserIdSchema,
 } from './schema.js';
 export {
-  createScriptedExtractor,
-  type ScriptedExtractor,
-  type ScriptedExtractorOptions,
-  type ScriptedReply,
-} from './scripted-extractor.js';
-export {
   type BackgroundConfig,
   type SessionContextConfig,
   type SessionContextEvent,
@@ -90,4 +59,3 @@ export {
   type UpdateInput,
   type UpdateResult,
 } from './store.js';
-export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from './text.js';

@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   buildExtractionPrompt,
-  ContextError,
-  type ExtractionError,
   getExtractionJsonSchema,
-  LIMITS,
   parseExtractionOutput,
-} from '../src/index.js';
+} from '../src/adapter/index.js';
+import { ContextError, type ExtractionError, LIMITS } from '../src/index.js';
 import { snapshot } from './helpers.js';
 
 type Schema = {

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { isWellFormedText, neutralizeTags } from '../src/adapter/index.js';
 import {
   ContextError,
   formatSessionContext,
   injectSessionContext,
-  isWellFormedText,
-  neutralizeTags,
   renderSessionContext,
 } from '../src/index.js';
 import { snapshot } from './helpers.js';

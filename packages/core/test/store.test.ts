@@ -3,7 +3,6 @@ import {
   type ContextError,
   type ContextRepository,
   createMemoryRepository,
-  createScriptedExtractor,
   ExtractionError,
   type Message,
   type SessionContext,
@@ -11,6 +10,7 @@ import {
   SessionContextStore,
   StorageError,
 } from '../src/index.js';
+import { createScriptedExtractor } from '../src/testing/index.js';
 
 const user = (content: string): Message => ({ role: 'user', content });
 const assistant = (content: string): Message => ({ role: 'assistant', content });

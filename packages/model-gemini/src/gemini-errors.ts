@@ -1,4 +1,5 @@
-import { ExtractionError, NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '@ctx/core';
+import { ExtractionError } from '@ctx/core';
+import { NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '@ctx/core/adapter';
 import { ApiError } from '@google/genai';
 
 /** The `error` object of a Google API error body (`{ error: { code, message, status, details } }`). */

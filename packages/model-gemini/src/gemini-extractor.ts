@@ -1,13 +1,12 @@
 import {
-  buildExtractionPrompt,
   type ContextExtractor,
   ExtractionError,
   type ExtractionRequest,
   type ExtractionResult,
-  getExtractionJsonSchema,
   ValidationError,
   type ValidationIssue,
 } from '@ctx/core';
+import { buildExtractionPrompt, getExtractionJsonSchema } from '@ctx/core/adapter';
 import {
   type GenerateContentConfig,
   GoogleGenAI,

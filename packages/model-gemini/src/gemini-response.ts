@@ -1,9 +1,5 @@
-import {
-  ExtractionError,
-  type ExtractionResult,
-  parseExtractionOutput,
-  type TokenUsage,
-} from '@ctx/core';
+import { ExtractionError, type ExtractionResult, type TokenUsage } from '@ctx/core';
+import { parseExtractionOutput } from '@ctx/core/adapter';
 import type { GenerateContentResponse } from '@google/genai';
 
 /** Candidate finish reasons that mean the model (or its filters) declined to produce the output. */

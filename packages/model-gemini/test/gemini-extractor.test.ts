@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import {
-  buildExtractionPrompt,
   ContextError,
   type ExtractionError,
   type ExtractionFailureReason,
   type ExtractionRequest,
-  getExtractionJsonSchema,
   type SessionContext,
   ValidationError,
 } from '@ctx/core';
+import { buildExtractionPrompt, getExtractionJsonSchema } from '@ctx/core/adapter';
 import { GoogleGenAI } from '@google/genai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {

@@ -1,4 +1,5 @@
-import { ExtractionError, parseRetryAfterHeaders } from '@ctx/core';
+import { ExtractionError } from '@ctx/core';
+import { parseRetryAfterHeaders } from '@ctx/core/adapter';
 import {
   APIConnectionError,
   APIConnectionTimeoutError,

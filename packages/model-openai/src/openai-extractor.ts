@@ -1,14 +1,16 @@
 import {
-  buildExtractionPrompt,
   type ContextExtractor,
-  type ExtractionPrompt,
   type ExtractionRequest,
   type ExtractionResult,
+  ValidationError,
+} from '@ctx/core';
+import {
+  buildExtractionPrompt,
+  type ExtractionPrompt,
   getExtractionJsonSchema,
   type JsonSchema,
   parseExtractionOutput,
-  ValidationError,
-} from '@ctx/core';
+} from '@ctx/core/adapter';
 import OpenAI from 'openai';
 import { isStructuredOutputUnsupported, toExtractionError } from './openai-errors.js';
 import {

@@ -1,10 +1,5 @@
-import {
-  EXTRACTION_SCHEMA_NAME,
-  ExtractionError,
-  type ExtractionPrompt,
-  type JsonSchema,
-  type TokenUsage,
-} from '@ctx/core';
+import { ExtractionError, type TokenUsage } from '@ctx/core';
+import { EXTRACTION_SCHEMA_NAME, type ExtractionPrompt, type JsonSchema } from '@ctx/core/adapter';
 import type {
   ChatCompletion,
   ChatCompletionCreateParamsNonStreaming,

@@ -1,12 +1,14 @@
 import {
-  buildExtractionPrompt,
-  EXTRACTION_SCHEMA_NAME,
   ExtractionError,
   type ExtractionRequest,
-  getExtractionJsonSchema,
   type SessionContext,
   ValidationError,
 } from '@ctx/core';
+import {
+  buildExtractionPrompt,
+  EXTRACTION_SCHEMA_NAME,
+  getExtractionJsonSchema,
+} from '@ctx/core/adapter';
 import OpenAI, {
   APIConnectionError,
   AuthenticationError,

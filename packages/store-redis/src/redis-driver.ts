@@ -85,6 +85,16 @@ export function createRedisDriver(
     }
   };
 
+  // The keys the save and delete scripts declare for one session (all in the prefix's slot).
+  const sessionKeys = (sessionId: string): string[] => [
+    keys.session(sessionId),
+    keys.history(sessionId),
+    keys.meta,
+    keys.all,
+    keys.expiry,
+    keys.tombstones,
+  ];
+
   return {
     specVersion: 1,
     name: settings.backend,
@@ -102,14 +112,7 @@ export function createRedisDriver(
       if (client.status !== 'ready') await whenReady();
       const { sessionId, userId } = snapshot;
       const member = encodeIndexMember(snapshot.updatedAt.getTime(), sessionId);
-      const scriptKeys = [
-        keys.session(sessionId),
-        keys.history(sessionId),
-        keys.meta,
-        keys.all,
-        keys.expiry,
-        keys.tombstones,
-      ];
+      const scriptKeys = sessionKeys(sessionId);
       if (userId !== null) scriptKeys.push(keys.user(userId));
       const reply = await runScript(client, SAVE_SCRIPT, scriptKeys, [
         sessionId,
@@ -132,19 +135,12 @@ export function createRedisDriver(
 
     async remove({ sessionId, userId, expectedVersion, now }) {
       if (client.status !== 'ready') await whenReady();
-      const reply = await runScript(
-        client,
-        DELETE_SCRIPT,
-        [
-          keys.session(sessionId),
-          keys.history(sessionId),
-          keys.meta,
-          keys.all,
-          keys.expiry,
-          keys.tombstones,
-        ],
-        [sessionId, userId ?? '', expectedVersion ?? 0, now],
-      );
+      const reply = await runScript(client, DELETE_SCRIPT, sessionKeys(sessionId), [
+        sessionId,
+        userId ?? '',
+        expectedVersion ?? 0,
+        now,
+      ]);
       const [status, version] = asArray(reply, 'delete') as [number, number];
       if (status === 4) throw mismatch(keys.session(sessionId));
       const name = REMOVE_STATUS[status];

@@ -1,11 +1,11 @@
 import {
   ContextError,
-  compareForList,
   LIMITS,
   type SessionContext,
   type StorageError,
   VersionConflictError,
 } from '@ctx/core';
+import { compareForList } from '@ctx/core/adapter';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {

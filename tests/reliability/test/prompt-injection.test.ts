@@ -1,12 +1,12 @@
 import {
-  buildExtractionPrompt,
   type ContextExtractor,
-  createScriptedExtractor,
   type Message,
   renderSessionContext,
   type SessionContext,
   SessionContextStore,
 } from '@ctx/core';
+import { buildExtractionPrompt } from '@ctx/core/adapter';
+import { createScriptedExtractor } from '@ctx/core/testing';
 import { createExtractiveExtractor } from '@ctx/model-extractive';
 import { createGeminiExtractor } from '@ctx/model-gemini';
 import { createOpenAIExtractor } from '@ctx/model-openai';

@@ -1,10 +1,10 @@
 import {
   ContextError,
   type ContextRepository,
-  createScriptedExtractor,
   type SessionContext,
   SessionContextStore,
 } from '@ctx/core';
+import { createScriptedExtractor } from '@ctx/core/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type Backend, openBackend } from './helpers/backends.js';

@@ -1,13 +1,12 @@
 import {
   ContextError,
   createMemoryRepository,
-  createScriptedExtractor,
   ExtractionError,
-  type ScriptedExtractor,
   type SessionContext,
   type SessionContextEvent,
   SessionContextStore,
 } from '@ctx/core';
+import { createScriptedExtractor, type ScriptedExtractor } from '@ctx/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BACKENDS, type Backend, openBackend, randomId } from './helpers/backends.js';
 

@@ -8,6 +8,7 @@ import {
 import {
   assertValidSave,
   type ContextRepository,
+  cloneSnapshot,
   type DeleteOptions,
   type ListPage,
   type ListQuery,
@@ -203,17 +204,9 @@ export function createDriverRepository(
           currentVersion: result.currentVersion,
         });
       }
-      return {
-        sessionId: snapshot.sessionId,
-        userId: snapshot.userId,
-        summary: snapshot.summary,
-        goal: snapshot.goal,
-        plan: snapshot.plan ? [...snapshot.plan] : null,
-        progress: snapshot.progress ? [...snapshot.progress] : null,
-        createdAt: new Date(snapshot.createdAt.getTime()),
-        updatedAt: new Date(snapshot.updatedAt.getTime()),
-        version: result.version,
-      };
+      const stored = cloneSnapshot(snapshot);
+      stored.version = result.version;
+      return stored;
     },
 
     async delete(sessionId: string, options?: DeleteOptions) {

@@ -10,6 +10,12 @@ export {
   parseExtractionOutput,
 } from '../extraction.js';
 export {
+  applyUpdatePolicy,
+  hasConversationalContent,
+  messagesForExtraction,
+  type SnapshotContent,
+} from '../policy.js';
+export {
   assertValidSave,
   cloneSnapshot,
   compareForList,
@@ -28,6 +34,7 @@ export {
   isWellFormedText,
   parseOrThrow,
 } from '../schema.js';
+export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from '../text.js';
 export {
   type Awaitable,
   type ContextDriver,
