@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 
 /** The stores benchmarked against their raw drivers. */
-export const DATABASE_STORES = ['sqlite', 'postgres', 'redis'] as const;
+export const DATABASE_STORES = ['sqlite', 'postgres', 'redis', 'mysql'] as const;
 /** A store benchmarked against its raw driver. */
 export type DatabaseStore = (typeof DATABASE_STORES)[number];
 /** Every store the orchestrator sections run on (`memory` is the in-process reference). */
@@ -20,6 +20,8 @@ export const POSTGRES_URL =
   process.env.CTX_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Redis used by the benchmarks: `CTX_REDIS_URL`, else the local default. */
 export const REDIS_URL = process.env.CTX_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** MySQL or MariaDB used by the benchmarks: `CTX_MYSQL_URL`, else the local default. */
+export const MYSQL_URL = process.env.CTX_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 
 /**
  * The same operations written by hand with the driver: what an application would do without ctx.
@@ -242,6 +244,10 @@ export async function createBackend(name: StoreName): Promise<Backend> {
     case 'redis': {
       const { createRedisBackend } = await import('./backend-redis.js');
       return createRedisBackend();
+    }
+    case 'mysql': {
+      const { createMysqlBackend } = await import('./backend-mysql.js');
+      return createMysqlBackend();
     }
     case 'memory':
       return createMemoryBackend();

@@ -24,7 +24,7 @@ export type Section = (typeof SECTIONS)[number];
 export interface BenchOptions {
   /** Fewer, shorter rounds: a smoke test whose numbers are not for publishing. @default false */
   quick?: boolean;
-  /** Database stores to run. @default ['sqlite', 'postgres', 'redis'] */
+  /** Database stores to run. @default ['sqlite', 'postgres', 'redis', 'mysql'] */
   stores?: readonly DatabaseStore[];
   /** Sections to run. @default every section */
   sections?: readonly Section[];

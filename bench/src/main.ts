@@ -7,16 +7,17 @@ import { runBenchmarks, SECTIONS, type Section } from './bench.js';
 import { formatMarkdown } from './markdown.js';
 import { formatReport } from './report.js';
 
-const USAGE = `Usage: node dist/main.js [--quick] [--stores sqlite,postgres,redis] [--sections ${SECTIONS.join(',')}] [--out file.json]
+const USAGE = `Usage: node dist/main.js [--quick] [--stores sqlite,postgres,redis,mysql] [--sections ${SECTIONS.join(',')}] [--out file.json]
 
   --quick      fewer, shorter rounds (smoke test); writes results/quick.json unless --out is given
-  --stores     database stores to run (default: all three)
+  --stores     database stores to run (default: all four)
   --sections   sections to run (default: all)
   --out        where to write the JSON (default: results/latest.json, or results/quick.json with
                --quick); the same tables in Markdown go next to it (.md)
 
 Services: CTX_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
-          CTX_REDIS_URL (default redis://127.0.0.1:6379).`;
+          CTX_REDIS_URL (default redis://127.0.0.1:6379),
+          CTX_MYSQL_URL (default mysql://root@127.0.0.1:3306/test).`;
 
 function parseList<T extends string>(
   value: string | undefined,

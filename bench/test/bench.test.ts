@@ -67,8 +67,9 @@ describe('runBenchmarks --quick against the real services', () => {
 
   it('reports positive throughput and p99 ≥ p50 for every measurement', () => {
     const all = collectStats(results);
-    // repositories: 2 ops × 2 sides × 3 stores; update, render: 2 × 4 stores; render alone: 1
-    expect(all.length).toBe(12 + 8 + 8 + 1);
+    // repositories: 2 ops × 2 sides × 4 stores; update, render: 2 × 5 stores; render alone: 1
+    const stores = DATABASE_STORES.length;
+    expect(all.length).toBe(4 * stores + 2 * (stores + 1) + 2 * (stores + 1) + 1);
     for (const [path, stats] of all) {
       expect(stats.ops, path).toBeGreaterThan(0);
       expect(stats.opsPerSec, path).toBeGreaterThan(0);

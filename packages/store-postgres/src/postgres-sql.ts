@@ -7,7 +7,11 @@ import type { TableNames } from './postgres-schema.js';
  * `createdAt`…) become a `timestamptz`, exact to the millisecond. The database's own clock is
  * never used, so every repository and every backend agrees on when a session expires.
  */
-const at = (parameter: string) => `to_timestamp(${parameter}::float8 / 1000)`;
+// Whole seconds and the millisecond remainder are converted apart: `to_timestamp(ms / 1000.0)`
+// rounds to the wrong millisecond for instants far from 1970 (a float8 cannot hold their
+// microseconds), whole seconds times 10^6 stay exact in a float8 up to year ~20000.
+const at = (parameter: string) =>
+  `(to_timestamp((${parameter}::bigint / 1000)::float8) + (${parameter}::bigint % 1000) * interval '1 millisecond')`;
 
 /** A live row (of table `alias`) at time `now`: not a tombstone, not expired. */
 function live(now: string, alias = ''): string {

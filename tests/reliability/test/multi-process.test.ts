@@ -20,7 +20,7 @@ interface WriterReport {
 
 afterAll(killWorkers);
 
-const MULTI_PROCESS_BACKENDS: BackendName[] = ['sqlite', 'postgres', 'redis'];
+const MULTI_PROCESS_BACKENDS: BackendName[] = ['sqlite', 'postgres', 'redis', 'mysql'];
 
 describe.each(MULTI_PROCESS_BACKENDS)('%s: concurrent OS processes on one session', (name) => {
   let backend: Backend | undefined;

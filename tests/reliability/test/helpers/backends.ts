@@ -20,7 +20,7 @@ export const MYSQL_URL = process.env.CTX_MYSQL_URL ?? 'mysql://root@127.0.0.1:33
 export type BackendName = 'memory' | 'sqlite' | 'postgres' | 'redis' | 'mysql';
 
 /** Every store the suites run on, in the order they appear in test names. */
-export const BACKENDS: readonly BackendName[] = ['memory', 'sqlite', 'postgres', 'redis'];
+export const BACKENDS: readonly BackendName[] = ['memory', 'sqlite', 'postgres', 'redis', 'mysql'];
 
 /** One isolated namespace on one store: a temp file, a random schema or a random key prefix. */
 export interface Backend {
