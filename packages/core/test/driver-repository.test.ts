@@ -193,3 +193,38 @@ describe('createDriverRepository', () => {
     expect(touched).toBe(false);
   });
 });
+
+describe('createDriverRepository: migrate', () => {
+  it('exposes the driver migrate() without running init first, wraps its errors, and refuses it after close', async () => {
+    let inits = 0;
+    let migrations = 0;
+    const repository = createDriverRepository(
+      {
+        ...fakeDriver({
+          init: () => {
+            inits += 1;
+            throw new Error('schema is not migrated');
+          },
+        }),
+        migrate: async () => {
+          migrations += 1;
+          if (migrations === 2) throw new Error('lock wait timeout');
+          return { applied: [1, 2] };
+        },
+      },
+      settings(),
+    );
+    expect(await repository.migrate()).toEqual({ applied: [1, 2] });
+    expect(inits).toBe(0);
+    const failed = await errorOf(repository.migrate());
+    expect(failed.code).toBe('STORAGE_ERROR');
+    expect(failed.message).toBe('Could not migrate the schema (Fake): lock wait timeout');
+    await repository.close();
+    expect((await errorOf(repository.migrate())).code).toBe('CLOSED');
+  });
+
+  it('adds no migrate() for a driver without one', () => {
+    const repository = createDriverRepository(fakeDriver(), settings());
+    expect('migrate' in repository).toBe(false);
+  });
+});

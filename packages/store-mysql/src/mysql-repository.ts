@@ -1,4 +1,3 @@
-import { ContextError, StorageError } from '@ctx/core';
 import {
   assertValidTableName,
   createDriverRepository,
@@ -11,7 +10,6 @@ import {
 import type { Pool as CallbackPool } from 'mysql2';
 import { createPool, type Pool } from 'mysql2/promise';
 import { createMysqlDriver } from './mysql-driver.js';
-import { classifyError } from './mysql-errors.js';
 import { MYSQL_META_TABLE, type MysqlMigrationResult, tableNamesFor } from './mysql-schema.js';
 
 const BACKEND = 'MySQL';
@@ -123,22 +121,5 @@ export function createMysqlRepository(options: MysqlRepositoryOptions): MysqlRep
   }
   const { pool, ownsPool } = toPool(options);
   const driver = createMysqlDriver(pool, tableNamesFor(tableName), settings, { ownsPool });
-  const repository = createDriverRepository(driver, settings);
-  return Object.assign(repository, {
-    tableName,
-    async migrate() {
-      try {
-        return await driver.migrate();
-      } catch (error) {
-        if (ContextError.isInstance(error)) throw error;
-        const known = classifyError(error);
-        const detail = known?.message ?? (error instanceof Error ? error.message : String(error));
-        throw new StorageError(
-          known?.code ?? 'STORAGE_ERROR',
-          `Could not migrate the tables (${BACKEND}): ${detail}`,
-          { cause: error },
-        );
-      }
-    },
-  });
+  return Object.assign(createDriverRepository(driver, settings), { tableName });
 }

@@ -1,4 +1,3 @@
-import { ContextError, StorageError } from '@ctx/core';
 import {
   createDriverRepository,
   type DriverRepository,
@@ -245,32 +244,8 @@ export function createPostgresRepository(options: PostgresRepositoryOptions): Po
   }
   const names = resolveTableNames(options);
   const driver = createPostgresDriver(connect(options), names, settings);
-  const repository = createDriverRepository(driver, settings);
-
-  let closed = false;
-  const close = repository.close.bind(repository);
-  return Object.assign(repository, {
+  return Object.assign(createDriverRepository(driver, settings), {
     schema: names.schema,
     tableName: names.table,
-    async migrate(): Promise<PostgresMigrationResult> {
-      if (closed) {
-        throw new StorageError('CLOSED', `The ${BACKEND} repository is closed: cannot migrate`);
-      }
-      try {
-        return await driver.migrate();
-      } catch (error) {
-        if (ContextError.isInstance(error)) throw error;
-        const known = driver.classifyError?.(error);
-        throw new StorageError(
-          known?.code ?? 'STORAGE_ERROR',
-          `Could not migrate ${names.display} (${BACKEND}): ${known?.message ?? String(error)}`,
-          { cause: error },
-        );
-      }
-    },
-    close(): Promise<void> {
-      closed = true;
-      return close();
-    },
   });
 }

@@ -23,8 +23,18 @@ import {
   type SessionContext,
   UserIdSchema,
 } from '../schema.js';
-import { type ContextDriver, DRIVER_SPEC_VERSION } from './driver.js';
+import { type Awaitable, type ContextDriver, DRIVER_SPEC_VERSION } from './driver.js';
 import { invalidOption, type RepositorySettings } from './repository-settings.js';
+
+/**
+ * What {@link createDriverRepository} adds for a driver with `migrate()`: the same method on the
+ * repository, resolving to what the driver's resolves to.
+ */
+export type MigrateMethod<Driver extends ContextDriver> = Driver extends {
+  migrate(): Awaitable<infer Result>;
+}
+  ? { migrate(): Promise<Result> }
+  : unknown;
 
 /** A repository built by {@link createDriverRepository}: every optional member is present. */
 export interface DriverRepository extends ContextRepository {
@@ -100,10 +110,10 @@ function assertDriver(driver: ContextDriver, backend: string): void {
  * const repository = createDriverRepository(createMyDriver(client, settings), settings);
  * ```
  */
-export function createDriverRepository(
-  driver: ContextDriver,
+export function createDriverRepository<Driver extends ContextDriver>(
+  driver: Driver,
   settings: RepositorySettings,
-): DriverRepository {
+): DriverRepository & MigrateMethod<Driver> {
   const { backend, ttlMs, historyLimit, tombstoneRetentionMs, now } = settings;
   assertDriver(driver, backend);
   if (ttlMs !== undefined && !driver.supports.ttl) {
@@ -160,10 +170,14 @@ export function createDriverRepository(
   let drained: (() => void) | undefined;
 
   // Validation errors are thrown before the driver is touched; everything after is wrapped.
-  const run = async <T>(action: string, body: () => T | Promise<T>): Promise<T> => {
+  const run = async <T>(
+    action: string,
+    body: () => T | Promise<T>,
+    prepared = true,
+  ): Promise<T> => {
     running += 1;
     try {
-      if (!ready) await prepare();
+      if (prepared && !ready) await prepare();
       return await body();
     } catch (error) {
       throw wrap(error, action);
@@ -277,6 +291,16 @@ export function createDriverRepository(
     },
   };
 
+  if (typeof driver.migrate === 'function') {
+    const migrate = driver.migrate.bind(driver);
+    Object.assign(repository, {
+      async migrate() {
+        assertOpen('migrate');
+        // An explicit migration must not wait for init(), which may refuse an unmigrated schema.
+        return run('migrate the schema', migrate, false);
+      },
+    });
+  }
   if (historyLimit > 0) {
     const history = driver.history as NonNullable<ContextDriver['history']>;
     repository.history = async (sessionId, options) => {
@@ -300,5 +324,5 @@ export function createDriverRepository(
       );
     };
   }
-  return repository;
+  return repository as DriverRepository & MigrateMethod<Driver>;
 }

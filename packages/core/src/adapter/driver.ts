@@ -212,6 +212,14 @@ export interface ContextDriver {
    */
   classifyError?(error: unknown): DriverErrorClass | undefined;
 
+  /**
+   * Creates or upgrades the schema now, whatever the `migrate` setting (an operator's explicit
+   * step). When present, the repository exposes it as `migrate()`, with the closed check and error
+   * wrapping of every other call; what it resolves to is the driver's business (e.g. which
+   * migrations it applied).
+   */
+  migrate?(): Awaitable<unknown>;
+
   /** Releases what the driver opened itself; never a client it was given. Called at most once. */
   close?(): Awaitable<void>;
 }

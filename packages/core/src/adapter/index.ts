@@ -49,7 +49,11 @@ export {
   type DriverWriteRequest,
   type DriverWriteResult,
 } from './driver.js';
-export { createDriverRepository, type DriverRepository } from './driver-repository.js';
+export {
+  createDriverRepository,
+  type DriverRepository,
+  type MigrateMethod,
+} from './driver-repository.js';
 export {
   assertValidTableName,
   DEFAULT_TABLE_NAME,
