@@ -22,6 +22,11 @@ export interface RepositoryFactoryOptions {
    * @default undefined (no history)
    */
   historyLimit?: number;
+  /**
+   * The most pending turns a session may hold (turnLog group; the suite uses 3).
+   * @default undefined (the adapter's default)
+   */
+  maxPendingTurns?: number;
 }
 
 /**

@@ -19,6 +19,7 @@ import { ALL_TRICKY_TEXT, makeLongText, TRICKY_TEXTS, truncateText } from './fix
 import type { RepositoryFactoryOptions, RepositoryHarness } from './harness.js';
 import { describeIdentityGroups } from './identity-suite.js';
 import { makeSnapshot, nextVersion, randomId, randomInt, sleep } from './random.js';
+import { describeTurnLogGroup } from './turn-log-suite.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_TTL_SLACK_MS = 250;
@@ -78,6 +79,14 @@ export function describeContextRepository(harness: RepositoryHarness): void {
     const repository = await harness.createSecondConnection(options);
     opened.push(repository);
     return repository;
+  };
+
+  /** Two repositories on independent connections, or the same one twice without a second. */
+  const openPair = async (
+    options?: RepositoryFactoryOptions,
+  ): Promise<[ContextRepository, ContextRepository]> => {
+    const first = await open(options);
+    return [first, harness.createSecondConnection ? await openSecond(options) : first];
   };
 
   /** Saves `snapshot` as a first write and checks what came back. */
@@ -536,13 +545,17 @@ export function describeContextRepository(harness: RepositoryHarness): void {
     describeIdentityGroups({
       test,
       open,
-      openPair: async (options) => {
-        const first = await open(options);
-        return [first, harness.createSecondConnection ? await openSecond(options) : first];
-      },
+      openPair,
       expectStored,
       ttl: harness.capabilities?.ttl ? { ttlMs: TTL_MS, slackMs: ttlSlackMs } : null,
     });
+
+    if (harness.capabilities?.turnLog) {
+      describeTurnLogGroup({
+        test,
+        openPair,
+      });
+    }
 
     describe('list', () => {
       test('filters by userId and returns complete snapshots', async () => {

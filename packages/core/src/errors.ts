@@ -17,6 +17,7 @@ const VERSION_CONFLICT_MARKER = Symbol.for('ctx.error.VersionConflictError');
 const EXTRACTION_MARKER = Symbol.for('ctx.error.ExtractionError');
 const STORAGE_MARKER = Symbol.for('ctx.error.StorageError');
 const OWNERSHIP_MARKER = Symbol.for('ctx.error.OwnershipError');
+const BACKPRESSURE_MARKER = Symbol.for('ctx.error.BackpressureError');
 
 /**
  * Stable machine-readable error codes. Switch on `error.code`, never on messages.
@@ -29,6 +30,7 @@ const OWNERSHIP_MARKER = Symbol.for('ctx.error.OwnershipError');
  * - `STORAGE_ERROR`: the backend answered with an error that is not an outage.
  * - `SCHEMA_MISMATCH`: the database is not a ctx database, or its schema is newer than this code.
  * - `OWNERSHIP_MISMATCH`: the session belongs to another user.
+ * - `BACKPRESSURE`: the session's turn log holds the maximum of pending turns; see {@link BackpressureError}.
  * - `CLOSED`: the repository or store was used after `close()`.
  */
 export type ContextErrorCode =
@@ -40,6 +42,7 @@ export type ContextErrorCode =
   | 'STORAGE_ERROR'
   | 'SCHEMA_MISMATCH'
   | 'OWNERSHIP_MISMATCH'
+  | 'BACKPRESSURE'
   | 'CLOSED';
 
 /**
@@ -257,10 +260,43 @@ export class OwnershipError extends ContextError {
   }
 }
 
-/** True for errors that are worth retrying later: outages, rate limits, bad samples. */
+/**
+ * `BACKPRESSURE`: a turn could not be recorded because the session already has `limit` pending
+ * turns. Nothing was written; the turn can be recorded once a fold has made room (retryable).
+ */
+export class BackpressureError extends ContextError {
+  readonly sessionId: string;
+  /** The pending turns the session holds. */
+  readonly pending: number;
+  /** The repository's maximum of pending turns per session. */
+  readonly limit: number;
+
+  constructor(options: { sessionId: string; pending: number; limit: number; cause?: unknown }) {
+    super(
+      'BACKPRESSURE',
+      `Session "${options.sessionId}" has ${options.pending} pending turns (the limit is ${options.limit}): fold them before recording more`,
+      { cause: options.cause },
+    );
+    markAs(this, BACKPRESSURE_MARKER);
+    this.name = 'BackpressureError';
+    this.sessionId = options.sessionId;
+    this.pending = options.pending;
+    this.limit = options.limit;
+  }
+
+  /** True for a {@link BackpressureError}, including one created by another copy of this package. */
+  static override isInstance(error: unknown): error is BackpressureError {
+    return hasMarker(error, BACKPRESSURE_MARKER);
+  }
+}
+
+/** True for errors that are worth retrying later: outages, rate limits, bad samples, back-pressure. */
 export function isRetryableError(error: unknown): boolean {
   if (ExtractionError.isInstance(error)) return error.retryable;
-  return ContextError.hasCode(error, 'STORAGE_UNAVAILABLE');
+  return (
+    ContextError.hasCode(error, 'STORAGE_UNAVAILABLE') ||
+    ContextError.hasCode(error, 'BACKPRESSURE')
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 // @ctx/core — what applications use. Backend and model-adapter authors also import
 // '@ctx/core/adapter'; tests import '@ctx/core/testing'.
 export {
+  BackpressureError,
   ContextError,
   type ContextErrorCode,
   ExtractionError,
@@ -59,3 +60,11 @@ export {
   type UpdateInput,
   type UpdateResult,
 } from './store.js';
+export type {
+  LeaseOptions,
+  PendingSessionsQuery,
+  RecordedTurn,
+  RecordTurnResult,
+  TurnInput,
+  TurnLog,
+} from './turn-log.js';

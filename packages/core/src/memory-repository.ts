@@ -1,4 +1,4 @@
-import type { ContextDriver } from './adapter/driver.js';
+import type { ContextDriver, DriverTurn } from './adapter/driver.js';
 import { createDriverRepository, type DriverRepository } from './adapter/driver-repository.js';
 import {
   type RepositoryOptions,
@@ -23,6 +23,15 @@ interface Entry {
   history: SessionContext[];
 }
 
+interface TurnLogEntry {
+  /** Pending turns, oldest first. */
+  pending: DriverTurn[];
+  /** Folded turn ids → their sequence and when they were folded (epoch ms). */
+  folded: Map<string, { sequence: number; foldedAt: number }>;
+  nextSequence: number;
+  lease: { holder: string; expiresAt: number } | null;
+}
+
 const isLive = (
   entry: Entry | undefined,
   now: number,
@@ -34,6 +43,19 @@ const isLive = (
 /** The memory driver: a process-local map. Single-threaded JavaScript makes every call atomic. */
 function createMemoryDriver(): ContextDriver {
   const entries = new Map<string, Entry>();
+  const logs = new Map<string, TurnLogEntry>();
+  const logOf = (sessionId: string): TurnLogEntry => {
+    let log = logs.get(sessionId);
+    if (!log) {
+      log = { pending: [], folded: new Map(), nextSequence: 1, lease: null };
+      logs.set(sessionId, log);
+    }
+    return log;
+  };
+  const copyTurn = (turn: DriverTurn): DriverTurn => ({
+    ...turn,
+    messages: turn.messages.map((message) => ({ ...message })),
+  });
   const tombstone = (entry: Entry, at: number) => {
     entry.snapshot = null;
     entry.history = [];
@@ -43,14 +65,14 @@ function createMemoryDriver(): ContextDriver {
   return {
     specVersion: 1,
     name: 'memory',
-    supports: { ttl: true, history: true },
+    supports: { ttl: true, history: true, turnLog: true },
 
     read({ sessionId, now }) {
       const entry = entries.get(sessionId);
       return isLive(entry, now) ? cloneSnapshot(entry.snapshot) : null;
     },
 
-    write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+    write({ snapshot, expectedVersion, now, expiresAt, historyLimit, foldedTurnIds }) {
       const entry = entries.get(snapshot.sessionId);
       const live = isLive(entry, now);
       const currentVersion = live ? entry.version : null;
@@ -60,12 +82,26 @@ function createMemoryDriver(): ContextDriver {
       const history =
         historyLimit > 0 ? [stored, ...(live ? entry.history : [])].slice(0, historyLimit) : [];
       entries.set(snapshot.sessionId, { snapshot: stored, version, expiresAt, history });
+      if (foldedTurnIds.length > 0) {
+        const log = logOf(snapshot.sessionId);
+        const folding = new Set(foldedTurnIds);
+        for (const turn of log.pending) {
+          if (folding.has(turn.turnId)) {
+            log.folded.set(turn.turnId, { sequence: turn.sequence, foldedAt: now });
+          }
+        }
+        log.pending = log.pending.filter((turn) => !folding.has(turn.turnId));
+      }
       return { written: true, version };
     },
 
     remove({ sessionId, userId, expectedVersion, now }) {
       const entry = entries.get(sessionId);
-      if (!isLive(entry, now)) return { status: 'absent' };
+      if (!isLive(entry, now)) {
+        // Turns recorded for a session that has no live snapshot go with the delete.
+        logs.delete(sessionId);
+        return { status: 'absent' };
+      }
       const owner = entry.snapshot.userId;
       if (userId !== undefined && owner !== null && owner !== userId) {
         return { status: 'owner-mismatch' };
@@ -74,6 +110,7 @@ function createMemoryDriver(): ContextDriver {
         return { status: 'version-mismatch', currentVersion: entry.version };
       }
       tombstone(entry, now);
+      logs.delete(sessionId);
       return { status: 'removed' };
     },
 
@@ -98,12 +135,63 @@ function createMemoryDriver(): ContextDriver {
           entries.delete(sessionId);
         }
       }
+      for (const [sessionId, log] of logs) {
+        for (const [turnId, folded] of log.folded) {
+          if (folded.foldedAt < tombstonesBefore) log.folded.delete(turnId);
+        }
+        if (log.pending.length === 0 && log.folded.size === 0 && log.lease === null) {
+          logs.delete(sessionId);
+        }
+      }
       return purged;
     },
 
     history({ sessionId, limit, now }) {
       const entry = entries.get(sessionId);
       return isLive(entry, now) ? entry.history.slice(0, limit).map(cloneSnapshot) : [];
+    },
+
+    recordTurn({ sessionId, turn, now, maxPending }) {
+      const log = logOf(sessionId);
+      const known =
+        log.pending.find((pending) => pending.turnId === turn.turnId) ??
+        log.folded.get(turn.turnId);
+      if (known) return { status: 'duplicate', sequence: known.sequence };
+      if (log.pending.length >= maxPending) return { status: 'full', pending: log.pending.length };
+      const sequence = log.nextSequence;
+      log.nextSequence += 1;
+      log.pending.push(copyTurn({ ...turn, sequence, recordedAt: now }));
+      return { status: 'recorded', sequence };
+    },
+
+    readPending({ sessionId, limit }) {
+      return (logs.get(sessionId)?.pending ?? []).slice(0, limit).map(copyTurn);
+    },
+
+    lease({ sessionId, holder, ttlMs, now }) {
+      const log = logOf(sessionId);
+      if (log.lease && log.lease.holder !== holder && log.lease.expiresAt > now) return false;
+      log.lease = { holder, expiresAt: now + ttlMs };
+      return true;
+    },
+
+    releaseLease({ sessionId, holder }) {
+      const log = logs.get(sessionId);
+      if (log?.lease?.holder === holder) log.lease = null;
+    },
+
+    pendingSessions({ recordedBefore, limit, now }) {
+      const due: Array<[string, number]> = [];
+      for (const [sessionId, log] of logs) {
+        const oldest = log.pending[0];
+        if (!oldest || oldest.recordedAt > recordedBefore) continue;
+        if (log.lease && log.lease.expiresAt > now) continue;
+        due.push([sessionId, oldest.recordedAt]);
+      }
+      return due
+        .sort((a, b) => a[1] - b[1])
+        .slice(0, limit)
+        .map(([sessionId]) => sessionId);
     },
   };
 }

@@ -6,6 +6,7 @@ import {
   type SessionContext,
   UserIdSchema,
 } from './schema.js';
+import type { TurnLog } from './turn-log.js';
 
 /** Options of a compare-and-set {@link ContextRepository.save}. */
 export interface SaveOptions {
@@ -14,6 +15,13 @@ export interface SaveOptions {
    * `null` means "the session must not exist yet" (first write).
    */
   expectedVersion: number | null;
+  /**
+   * The pending turns this snapshot folds in (repositories with the `turnLog` capability): they
+   * leave the pending log in the same atomic operation as the write, and their ids stay known so
+   * that recording them again is a no-op. Only ids read from `pendingTurns` of the same session.
+   * @default [] (no turn folded)
+   */
+  foldedTurnIds?: string[];
 }
 
 /**
@@ -59,6 +67,8 @@ export interface RepositoryCapabilities {
   ttl: boolean;
   /** The last N versions of each session are kept and readable through `history`. */
   history: boolean;
+  /** Turns are recorded in a pending log and folded by `save`; see {@link TurnLog}. */
+  turnLog: boolean;
 }
 
 /**
@@ -82,7 +92,7 @@ export interface RepositoryCapabilities {
  * - `close` is idempotent and never closes a client the repository did not create; calls after
  *   it throw `CLOSED`.
  */
-export interface ContextRepository {
+export interface ContextRepository extends Partial<TurnLog> {
   /** The stored snapshot, or `null` when absent. */
   get(sessionId: string): Promise<SessionContext | null>;
   /** Compare-and-set write; see the interface documentation. */

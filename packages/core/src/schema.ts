@@ -63,6 +63,8 @@ const identifier = (label: string) =>
 export const SessionIdSchema = identifier('sessionId');
 /** A user id: same rules as a session id. */
 export const UserIdSchema = identifier('userId');
+/** A turn id of the turn log: same rules as a session id. */
+export const TurnIdSchema = identifier('turnId');
 
 const step = maxLength('a step', LIMITS.stepMaxLength);
 const steps = z.array(step).max(LIMITS.planMaxSteps, `at most ${LIMITS.planMaxSteps} steps`);
@@ -124,6 +126,13 @@ export interface SessionContext {
   updatedAt: Date;
   version: number;
 }
+
+/** A turn to record in the turn log: an id, its sender, and 1–1000 messages. */
+export const TurnInputSchema = z.object({
+  turnId: TurnIdSchema,
+  userId: UserIdSchema.nullable(),
+  messages: z.array(MessageSchema).min(1).max(LIMITS.messagesMaxCount),
+});
 
 /** The content an extractor produces: the next snapshot minus identity, timestamps and version. */
 export const ContextDraftSchema = z.object({

@@ -151,7 +151,35 @@ export function createMysqlDriver(
       return rows[0] ? decode(rows[0]) : null;
     },
 
-    write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+    async write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+      if (expectedVersion !== null && historyLimit === 0) {
+        // The common case, an update without history, is one autocommit statement: the row lock
+        // of the UPDATE makes the version check and the write atomic. Only a refusal reads the
+        // state it reports.
+        const [result] = await pool.query<ResultSetHeader>(
+          `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ? WHERE session_id = ? AND version = ? AND ${LIVE}`,
+          [
+            snapshot.userId,
+            snapshot.summary,
+            snapshot.goal,
+            steps(snapshot.plan),
+            steps(snapshot.progress),
+            snapshot.createdAt.getTime(),
+            snapshot.updatedAt.getTime(),
+            snapshot.version,
+            expiresAt,
+            snapshot.sessionId,
+            expectedVersion,
+            now,
+          ],
+        );
+        if (result.affectedRows === 1) return { written: true, version: snapshot.version };
+        const [rows] = await pool.query<RowDataPacket[]>(
+          `SELECT version FROM ${table} WHERE session_id = ? AND ${LIVE}`,
+          [snapshot.sessionId, now],
+        );
+        return { written: false, currentVersion: rows[0] ? integer(rows[0].version) : null };
+      }
       return transaction(async (connection) => {
         const row = await lockRow(connection, snapshot.sessionId);
         const live = row !== undefined && isLive(row, now);

@@ -1,4 +1,5 @@
 import {
+  BackpressureError,
   ContextError,
   OwnershipError,
   StorageError,
@@ -21,9 +22,17 @@ import {
   assertValidSessionId,
   parseOrThrow,
   type SessionContext,
+  TurnIdSchema,
+  TurnInputSchema,
   UserIdSchema,
 } from '../schema.js';
-import { type Awaitable, type ContextDriver, DRIVER_SPEC_VERSION } from './driver.js';
+import type { PendingSessionsQuery, RecordedTurn, TurnLog } from '../turn-log.js';
+import {
+  type Awaitable,
+  type ContextDriver,
+  DRIVER_SPEC_VERSION,
+  type DriverTurn,
+} from './driver.js';
 import { invalidOption, type RepositorySettings } from './repository-settings.js';
 
 /**
@@ -91,7 +100,51 @@ function assertDriver(driver: ContextDriver, backend: string): void {
   if (driver.supports.history && typeof driver.history !== 'function') {
     throw invalidOption(backend, 'driver', 'supports history but has no history()');
   }
+  if (driver.supports.turnLog) {
+    const turnLog = [
+      'recordTurn',
+      'readPending',
+      'lease',
+      'releaseLease',
+      'pendingSessions',
+    ] as const;
+    const absent = turnLog.filter((name) => typeof driver[name] !== 'function');
+    if (absent.length > 0) {
+      throw invalidOption(backend, 'driver', `supports turnLog but has no ${absent.join(', ')}`);
+    }
+  }
 }
+
+function invalidInput(path: string, message: string): ValidationError {
+  return new ValidationError('INVALID_INPUT', `Invalid ${path}: ${message}`, {
+    issues: [{ path, message }],
+  });
+}
+
+function assertFoldedTurnIds(value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalidInput('foldedTurnIds', 'expected an array of turn ids');
+  for (const turnId of value) parseOrThrow(TurnIdSchema, turnId, 'folded turn id');
+  if (new Set(value).size !== value.length) {
+    throw invalidInput('foldedTurnIds', 'a turn id is listed twice');
+  }
+  return value as string[];
+}
+
+function assertPositiveInteger(value: unknown, path: string): number {
+  if (!(Number.isSafeInteger(value) && (value as number) >= 1)) {
+    throw invalidInput(path, `${String(value)} is not a positive integer`);
+  }
+  return value as number;
+}
+
+const toRecordedTurn = (turn: DriverTurn): RecordedTurn => ({
+  turnId: turn.turnId,
+  userId: turn.userId,
+  messages: turn.messages,
+  sequence: turn.sequence,
+  recordedAt: new Date(turn.recordedAt),
+});
 
 /**
  * Turns a {@link ContextDriver} into a `ContextRepository` and does the work every backend shares:
@@ -165,6 +218,79 @@ export function createDriverRepository<Driver extends ContextDriver>(
     await initializing;
   };
 
+  // The TurnLog members, for a driver that supports the turn log.
+  function turnLogMethods(): TurnLog {
+    const log = driver as Required<
+      Pick<
+        ContextDriver,
+        'recordTurn' | 'readPending' | 'lease' | 'releaseLease' | 'pendingSessions'
+      >
+    >;
+    return {
+      async recordTurn(sessionId, turn) {
+        assertOpen('record a turn');
+        assertSessionId(sessionId);
+        const parsed = parseOrThrow(TurnInputSchema, turn, 'turn');
+        const result = await run('record a turn', () =>
+          log.recordTurn({
+            sessionId,
+            turn: parsed,
+            now: now(),
+            maxPending: settings.maxPendingTurns,
+          }),
+        );
+        if (result.status === 'full') {
+          throw new BackpressureError({
+            sessionId,
+            pending: result.pending,
+            limit: settings.maxPendingTurns,
+          });
+        }
+        return {
+          turnId: parsed.turnId,
+          sequence: result.sequence,
+          duplicate: result.status === 'duplicate',
+        };
+      },
+
+      async pendingTurns(sessionId, options) {
+        assertOpen('read pending turns');
+        assertSessionId(sessionId);
+        const limit = assertPositiveInteger(options?.limit ?? settings.maxPendingTurns, 'limit');
+        const turns = await run('read pending turns', () => log.readPending({ sessionId, limit }));
+        return turns.map(toRecordedTurn);
+      },
+
+      async acquireLease(sessionId, options) {
+        assertOpen('take a lease');
+        assertSessionId(sessionId);
+        const holder = parseOrThrow(TurnIdSchema, options?.holder, 'lease holder');
+        const ttl = assertPositiveInteger(options?.ttlMs, 'ttlMs');
+        return run('take a lease', () => log.lease({ sessionId, holder, ttlMs: ttl, now: now() }));
+      },
+
+      async releaseLease(sessionId, holder) {
+        assertOpen('release a lease');
+        assertSessionId(sessionId);
+        parseOrThrow(TurnIdSchema, holder, 'lease holder');
+        await run('release a lease', () => log.releaseLease({ sessionId, holder }));
+      },
+
+      async sessionsWithPendingTurns(query?: PendingSessionsQuery) {
+        assertOpen('list sessions with pending turns');
+        const time = now();
+        const recordedBefore = query?.recordedBefore ?? new Date(time);
+        if (!(recordedBefore instanceof Date) || Number.isNaN(recordedBefore.getTime())) {
+          throw invalidInput('recordedBefore', 'expected a valid Date');
+        }
+        const limit = assertPositiveInteger(query?.limit ?? 100, 'limit');
+        return run('list sessions with pending turns', () =>
+          log.pendingSessions({ recordedBefore: recordedBefore.getTime(), limit, now: time }),
+        );
+      },
+    };
+  }
+
   // Calls under way when close() is called finish on an open driver; close() waits for them.
   let running = 0;
   let drained: (() => void) | undefined;
@@ -188,7 +314,11 @@ export function createDriverRepository<Driver extends ContextDriver>(
   };
 
   const repository: DriverRepository = {
-    capabilities: { ttl: ttlMs !== undefined, history: historyLimit > 0 },
+    capabilities: {
+      ttl: ttlMs !== undefined,
+      history: historyLimit > 0,
+      turnLog: driver.supports.turnLog === true,
+    },
     settings,
 
     async get(sessionId: string) {
@@ -201,6 +331,10 @@ export function createDriverRepository<Driver extends ContextDriver>(
       assertOpen('save a session');
       assertValidSave(snapshot, options);
       const { expectedVersion } = options;
+      const foldedTurnIds = assertFoldedTurnIds(options.foldedTurnIds);
+      if (foldedTurnIds.length > 0 && !driver.supports.turnLog) {
+        throw invalidInput('foldedTurnIds', `the ${backend} repository has no turn log`);
+      }
       const time = now();
       const result = await run('save a session', () =>
         driver.write({
@@ -209,6 +343,7 @@ export function createDriverRepository<Driver extends ContextDriver>(
           now: time,
           expiresAt: ttlMs === undefined ? null : time + ttlMs,
           historyLimit,
+          foldedTurnIds,
         }),
       );
       if (!result.written) {
@@ -290,6 +425,8 @@ export function createDriverRepository<Driver extends ContextDriver>(
       }
     },
   };
+
+  if (driver.supports.turnLog) Object.assign(repository, turnLogMethods());
 
   if (typeof driver.migrate === 'function') {
     const migrate = driver.migrate.bind(driver);

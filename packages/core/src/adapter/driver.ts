@@ -1,5 +1,6 @@
 import type { ListCursor } from '../repository.js';
 import type { SessionContext } from '../schema.js';
+import type { TurnInput } from '../turn-log.js';
 
 /**
  * The version of the driver spec this copy of `@ctx/core` implements. A driver states the version
@@ -35,6 +36,12 @@ export interface DriverWriteRequest {
   expiresAt: number | null;
   /** How many versions to keep for `history` (the written one included); 0 keeps none. */
   historyLimit: number;
+  /**
+   * Turn-log drivers: the pending turns this write folds. When written, they leave the pending
+   * log in the same atomic operation and are remembered as folded (so recording them again is a
+   * duplicate) until a purge after the tombstone retention. Empty when nothing is folded.
+   */
+  foldedTurnIds: string[];
 }
 
 /** What {@link ContextDriver.write} did. */
@@ -104,6 +111,50 @@ export interface DriverHistoryRequest {
   now: number;
 }
 
+/** {@link ContextDriver.recordTurn}: append one turn to a session's pending log. */
+export interface DriverRecordTurnRequest {
+  sessionId: string;
+  /** Validated: a turn id, the sender, 1–1000 valid messages. */
+  turn: TurnInput;
+  /** The current time in epoch milliseconds: the turn's `recordedAt`. */
+  now: number;
+  /** Refuse (`full`) when the session already has this many pending turns. */
+  maxPending: number;
+}
+
+/** What {@link ContextDriver.recordTurn} did. */
+export type DriverRecordTurnResult =
+  /** Appended at `sequence` (greater than every sequence the session's log has used). */
+  | { status: 'recorded'; sequence: number }
+  /** The id is already pending or folded; nothing was written. `sequence` is its own. */
+  | { status: 'duplicate'; sequence: number }
+  /** The session has `pending` pending turns, the maximum; nothing was written. */
+  | { status: 'full'; pending: number };
+
+/** A turn as a driver returns it: {@link RecordedTurn} with `recordedAt` in epoch ms. */
+export interface DriverTurn extends TurnInput {
+  sequence: number;
+  recordedAt: number;
+}
+
+/** {@link ContextDriver.lease}: take or renew a session's lease. */
+export interface DriverLeaseRequest {
+  sessionId: string;
+  holder: string;
+  /** The lease expires this long after `now` unless renewed. */
+  ttlMs: number;
+  now: number;
+}
+
+/** {@link ContextDriver.pendingSessions}: sessions a drain should fold. */
+export interface DriverPendingSessionsRequest {
+  /** Only sessions whose oldest pending turn was recorded at or before this time (epoch ms). */
+  recordedBefore: number;
+  limit: number;
+  /** Sessions whose lease is live at `now` are left out. */
+  now: number;
+}
+
 /** How a driver classifies a driver error; see {@link ContextDriver.classifyError}. */
 export interface DriverErrorClass {
   /**
@@ -154,8 +205,16 @@ export interface ContextDriver {
   readonly specVersion: number;
   /** The backend's name for messages, e.g. `'SQLite'` ("Could not save a session (SQLite): …"). */
   readonly name: string;
-  /** Optional capabilities the driver can provide; the repository enables them from settings. */
-  readonly supports: { readonly ttl: boolean; readonly history: boolean };
+  /**
+   * Optional capabilities the driver can provide; the repository enables `ttl` and `history` from
+   * settings, and `turnLog` whenever the driver supports it (then the five turn-log methods are
+   * required).
+   */
+  readonly supports: {
+    readonly ttl: boolean;
+    readonly history: boolean;
+    readonly turnLog?: boolean;
+  };
 
   /**
    * Prepares the backend before the first operation (migrations, loading scripts). Called once,
@@ -205,6 +264,32 @@ export interface ContextDriver {
    * `supports.history`.
    */
   history?(request: DriverHistoryRequest): Awaitable<SessionContext[]>;
+
+  /**
+   * Turn log: appends a turn, atomically and idempotently by `turn.turnId` (per session), with the
+   * pending bound checked in the same atomic operation. The sequence grows per session.
+   */
+  recordTurn?(request: DriverRecordTurnRequest): Awaitable<DriverRecordTurnResult>;
+
+  /** Turn log: the session's pending turns, oldest (lowest sequence) first, at most `limit`. */
+  readPending?(request: { sessionId: string; limit: number }): Awaitable<DriverTurn[]>;
+
+  /**
+   * Turn log: takes or renews the session's lease, atomically: `true` when `holder` holds it after
+   * the call (it was free, expired at `now`, or its own), `false` when another holder's is live.
+   */
+  lease?(request: DriverLeaseRequest): Awaitable<boolean>;
+
+  /** Turn log: ends `holder`'s lease of the session; anyone else's lease is left alone. */
+  releaseLease?(request: { sessionId: string; holder: string }): Awaitable<void>;
+
+  /**
+   * Turn log: ids of sessions with pending turns recorded at or before `recordedBefore` and no live
+   * lease, oldest pending turn first. `remove` drops a session's pending turns, folded ids and
+   * lease (when it removes the session or finds none live); `purge` forgets folded ids older than
+   * `tombstonesBefore`.
+   */
+  pendingSessions?(request: DriverPendingSessionsRequest): Awaitable<string[]>;
 
   /**
    * Classifies an error a driver call threw. Return `undefined` for errors it does not recognise

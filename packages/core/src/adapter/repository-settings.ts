@@ -29,6 +29,12 @@ export interface RepositoryOptions {
    */
   tombstoneRetentionMs?: number;
   /**
+   * Turn log: the most pending (recorded, not yet folded) turns a session may hold; recording
+   * more fails with `BACKPRESSURE` until a fold makes room.
+   * @default 1000
+   */
+  maxPendingTurns?: number;
+  /**
    * Create or upgrade the schema when the repository starts. With `false` it only checks that the
    * schema is at the version this code expects and fails with `SCHEMA_MISMATCH` otherwise (for
    * deployments that migrate in a separate step, e.g. `ctx migrate`).
@@ -49,12 +55,16 @@ export interface RepositorySettings {
   readonly ttlMs: number | undefined;
   readonly historyLimit: number;
   readonly tombstoneRetentionMs: number;
+  readonly maxPendingTurns: number;
   readonly migrate: boolean;
   readonly now: () => number;
 }
 
 /** The default of {@link RepositoryOptions.tombstoneRetentionMs}: 7 days. */
 export const DEFAULT_TOMBSTONE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** The default of {@link RepositoryOptions.maxPendingTurns}. */
+export const DEFAULT_MAX_PENDING_TURNS = 1000;
 
 /** The session table's name in every SQL adapter unless `tableName` says otherwise. */
 export const DEFAULT_TABLE_NAME = 'ctx_sessions';
@@ -85,6 +95,7 @@ export function resolveRepositorySettings(
     ttlMs,
     historyLimit = 0,
     tombstoneRetentionMs = DEFAULT_TOMBSTONE_RETENTION_MS,
+    maxPendingTurns = DEFAULT_MAX_PENDING_TURNS,
     migrate = true,
     now = Date.now,
   } = options;
@@ -111,9 +122,12 @@ export function resolveRepositorySettings(
       'expected a non-negative integer (milliseconds)',
     );
   }
+  if (!(Number.isSafeInteger(maxPendingTurns) && maxPendingTurns >= 1)) {
+    throw invalidOption(backend, 'maxPendingTurns', 'expected a positive integer');
+  }
   if (typeof migrate !== 'boolean') throw invalidOption(backend, 'migrate', 'expected a boolean');
   if (typeof now !== 'function') throw invalidOption(backend, 'now', 'expected a function');
-  return { backend, ttlMs, historyLimit, tombstoneRetentionMs, migrate, now };
+  return { backend, ttlMs, historyLimit, tombstoneRetentionMs, maxPendingTurns, migrate, now };
 }
 
 /**
