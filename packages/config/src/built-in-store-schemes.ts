@@ -27,6 +27,7 @@ const commonOptions = (options: StoreSchemeOptions) => ({
   ttlMs: options.ttlMs,
   historyLimit: options.historyLimit,
   tombstoneRetentionMs: options.tombstoneRetentionMs,
+  maxPendingTurns: options.maxPendingTurns,
   migrate: options.migrate,
 });
 

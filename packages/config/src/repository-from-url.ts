@@ -26,6 +26,12 @@ export interface RepositoryFromUrlOptions {
    */
   tombstoneRetentionMs?: number;
   /**
+   * The most pending turns a session's turn log may hold before recording fails with
+   * `BACKPRESSURE`.
+   * @default the adapter's default (1000)
+   */
+  maxPendingTurns?: number;
+  /**
    * Create or upgrade the tables on first use. With `false` an unmigrated database fails with
    * `SCHEMA_MISMATCH` (for deployments that migrate in a separate step, e.g. `ctx migrate`).
    * Passed to every adapter as `migrate`; memory has nothing to migrate.
@@ -75,6 +81,7 @@ export async function createRepositoryFromUrl(
     historyLimit: fromUrl.historyLimit ?? options.historyLimit,
     tombstoneRetentionMs: fromUrl.tombstoneRetentionMs ?? options.tombstoneRetentionMs,
     migrate: options.migrate ?? true,
+    ...(options.maxPendingTurns === undefined ? {} : { maxPendingTurns: options.maxPendingTurns }),
     connectTimeoutMs: options.connectTimeoutMs,
   });
 }

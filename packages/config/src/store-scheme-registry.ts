@@ -40,6 +40,8 @@ export interface StoreUrlParts {
 export interface StoreSchemeOptions extends StoreUrlOptions {
   /** Create or upgrade the schema on first use (`createRepositoryFromUrl`'s `migrate`). */
   migrate: boolean;
+  /** The turn log's bound of pending turns per session, when the caller gave one. */
+  maxPendingTurns?: number;
   /** How long to wait for a connection, in milliseconds, when the caller gave it. */
   connectTimeoutMs?: number;
 }
