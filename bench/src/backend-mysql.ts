@@ -79,7 +79,9 @@ export async function createMysqlBackend(): Promise<Backend> {
     raw,
     async cleanup() {
       try {
-        await pool.query(`DROP TABLE IF EXISTS \`${tableName}_history\`, ${table}`);
+        await pool.query(
+          `DROP TABLE IF EXISTS \`${tableName}_turns\`, \`${tableName}_leases\`, \`${tableName}_history\`, ${table}`,
+        );
       } finally {
         await pool.end();
         await repository.close();

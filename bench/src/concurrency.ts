@@ -24,6 +24,11 @@ export interface ContentionPoint {
   /** Version conflicts retried, per successful write. */
   conflictRetriesPerWrite: number;
   /**
+   * Extractions (model calls) per acknowledged turn: at most 1 with the turn log (concurrent turns
+   * share extractions); each lost compare-and-set race would cost one more.
+   */
+  extractionsPerTurn: number;
+  /**
    * Updates that gave up with `VERSION_CONFLICT` after `maxConflictRetries` retries: a writer that
    * kept losing the race (the store retries at once, without backoff).
    */
@@ -105,10 +110,15 @@ export async function benchConcurrency(
   const oneSession: ContentionPoint[] = [];
   for (const writers of plan.writers) {
     const sessionId = `${prefix}:w${writers}`;
+    let extractions = 0;
     const stores = Array.from({ length: writers }, () =>
-      createBenchStore(backend, { maxConflictRetries: plan.maxConflictRetries }),
+      createBenchStore(backend, { maxConflictRetries: plan.maxConflictRetries }, () => {
+        extractions += 1;
+      }),
     );
     await stores[0]?.update({ sessionId, userId, messages: TURNS[0] ?? [] });
+    const before = (await backend.repository.get(sessionId))?.version ?? 0;
+    extractions = 0;
     const perWriter = Math.max(2, Math.ceil(plan.writesPerLevel / writers));
     const latencies: number[] = [];
     let retries = 0;
@@ -133,10 +143,12 @@ export async function benchConcurrency(
     const wallMs = performance.now() - start;
     const stats = summarize(latencies, wallMs);
     const writes = stats.ops - failed;
+    // Every acknowledged turn is folded (none left pending), and every extraction is one version.
+    const pending = await backend.repository.pendingTurns?.(sessionId);
     const stored = await backend.repository.get(sessionId);
-    if (stored?.version !== writes + 1) {
+    if ((pending?.length ?? 0) > 0 || stored?.version !== before + extractions) {
       throw new Error(
-        `${backend.label}: ${writes} writes succeeded but the session is at version ${stored?.version}: a lost update`,
+        `${backend.label}: ${writes} turns acknowledged, ${pending?.length} still pending, ${extractions} extractions, version ${stored?.version} (from ${before}): a lost or double fold`,
       );
     }
     oneSession.push({
@@ -145,6 +157,7 @@ export async function benchConcurrency(
       writes,
       writesPerSec: wallMs > 0 ? Math.round((writes / wallMs) * 1000) : 0,
       conflictRetriesPerWrite: writes > 0 ? round2(retries / writes) : 0,
+      extractionsPerTurn: writes > 0 ? round2(extractions / writes) : 0,
       failed,
       p50Us: stats.p50Us,
       p99Us: stats.p99Us,

@@ -108,7 +108,7 @@ export function formatMarkdown(results: BenchResults): string {
           ...result.parallelSessions.map((point) => formatInteger(point.updatesPerSec)),
           ...result.oneSession.map(
             (point) =>
-              `${formatInteger(point.writesPerSec)} (${point.conflictRetriesPerWrite.toFixed(1)} retries/write${point.failed > 0 ? `; ${point.failed} of ${point.attempted} gave up` : ''})`,
+              `${formatInteger(point.writesPerSec)} (${point.extractionsPerTurn.toFixed(2)} extractions/turn${point.failed > 0 ? `; ${point.failed} of ${point.attempted} gave up` : ''})`,
           ),
         ]),
       ),

@@ -159,14 +159,24 @@ export function formatReport(results: BenchResults): string {
           ];
         }),
       ),
-      '\n4b. Many writers on one session (each writer its own SessionContextStore; compare-and-set + retries)',
+      '\n4b. Many writers on one session (each writer its own SessionContextStore; turn log + lease + compare-and-set)',
       formatTable(
-        ['store', 'writers', 'writes/s', 'retries/write', 'failed', 'p50', 'p99'],
+        [
+          'store',
+          'writers',
+          'writes/s',
+          'extractions/turn',
+          'retries/write',
+          'failed',
+          'p50',
+          'p99',
+        ],
         results.concurrency.flatMap((row) =>
           row.oneSession.map((point) => [
             row.label,
             String(point.writers),
             formatInteger(point.writesPerSec),
+            point.extractionsPerTurn.toFixed(2),
             point.conflictRetriesPerWrite.toFixed(2),
             String(point.failed),
             formatMicros(point.p50Us),

@@ -7,7 +7,11 @@ import { compareInterleaved, type LatencyStats, type Plan } from './stats.js';
 export interface UpdateResultRow {
   store: StoreName;
   label: string;
-  /** `store.update(...)`: validation, policy, one `get`, the (instant) extractor, one `save`. */
+  /**
+   * `store.update(...)`: validation, the owner check, recording the turn, the fold under the
+   * session's lease (read, pending turns, the instant extractor, the compare-and-set save that
+   * also takes the turn out of the log), releasing the lease.
+   */
   update: LatencyStats;
   /** The repository work alone: the same `get` then compare-and-set `save`, called directly. */
   repositoryFloor: LatencyStats;
@@ -30,10 +34,19 @@ export function benchDraft(): ContextDraft {
 export function createBenchStore(
   backend: Backend,
   config: { maxConflictRetries?: number } = {},
+  onExtract?: () => void,
 ): SessionContextStore {
+  const instant = createInstantExtractor(benchDraft());
   return new SessionContextStore({
     repository: backend.repository,
-    extractor: createInstantExtractor(benchDraft()),
+    extractor: onExtract
+      ? {
+          extract(request, options) {
+            onExtract();
+            return instant.extract(request, options);
+          },
+        }
+      : instant,
     config: { enablePlanning: true, ...config },
   });
 }

@@ -116,12 +116,14 @@ describe('runBenchmarks --quick against the real services', () => {
       }
       expect(row.oneSession.map((point) => point.writers)).toEqual([8, 32]);
       for (const point of row.oneSession) {
-        // benchConcurrency itself throws on a lost update (stored version ≠ successful writes + 1).
+        // benchConcurrency itself throws on a lost or double fold (a turn left pending, or a stored
+        // version that is not one per extraction).
         expect(point.writes + point.failed, row.store).toBe(point.attempted);
-        expect(point.writes).toBeGreaterThan(point.attempted / 2);
+        expect(point.failed, row.store).toBe(0);
         expect(point.writesPerSec).toBeGreaterThan(0);
-        // Many writers on one session must collide; a store that never conflicts is not racing.
-        expect(point.conflictRetriesPerWrite, row.store).toBeGreaterThan(0);
+        // The turn log's target: concurrent turns share extractions, never pay one per lost race.
+        expect(point.extractionsPerTurn, row.store).toBeGreaterThan(0);
+        expect(point.extractionsPerTurn, row.store).toBeLessThanOrEqual(1);
       }
     }
   });

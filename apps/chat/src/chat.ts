@@ -92,6 +92,11 @@ class Chat {
     this.#terminal = options.terminal;
   }
 
+  /** The session the chat is on now. */
+  get sessionId(): string {
+    return this.#sessionId;
+  }
+
   /** Reads the current session (checks that the store answers and that the user may use it). */
   open(): Promise<SessionContext | null> {
     return this.#store.get(this.#sessionId, { userId: this.#userId });
@@ -139,8 +144,9 @@ class Chat {
     const assistant: Message = { role: 'assistant', content: reply };
     this.#history = [...this.#history, user, assistant].slice(-HISTORY_WINDOW);
     try {
-      // In the background: the next prompt is not delayed by the context update.
-      this.#store.schedule({
+      // Recorded in the store's turn log at once; folded in the background, so the next prompt is
+      // not delayed by the model call of the context update.
+      await this.#store.schedule({
         sessionId: this.#sessionId,
         userId: this.#userId,
         messages: [user, assistant],
@@ -250,12 +256,8 @@ async function closeQuietly(repository: ContextRepository): Promise<void> {
 
 function reportBackgroundFailure(terminal: Terminal, event: SessionContextEvent): void {
   if (event.type !== 'failed' || !event.background || event.willRetry) return;
-  const carried =
-    event.carriedMessages > 0
-      ? `; ${event.carriedMessages} message(s) will be included in the next update`
-      : '';
   terminal.interject(
-    `(context of ${event.sessionId} not updated: ${messageOf(event.error)}${carried})`,
+    `(context of ${event.sessionId} not updated yet: ${messageOf(event.error)}; the turn stays recorded for the next update)`,
   );
 }
 
@@ -377,11 +379,13 @@ export async function runChat(io: ChatIo): Promise<number> {
     readline.close();
   }
   if (interactive) io.output.write('\n');
-  // Resolves once every scheduled update has been saved or has finally failed; never rejects.
+  // Resolves once every background fold has finished or given up; never rejects.
   await store.flush();
-  const carried = [...store.carriedMessages().values()].reduce((sum, count) => sum + count, 0);
-  if (carried > 0) {
-    terminal.note(`(${carried} message(s) could not be added to the session context before exit)`);
+  const pending = await store.pendingTurns(chat.sessionId).catch(() => []);
+  if (pending.length > 0) {
+    terminal.note(
+      `(${pending.length} turn(s) are recorded but not yet in the session context; the next update folds them)`,
+    );
   }
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);

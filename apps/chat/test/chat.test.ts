@@ -303,7 +303,7 @@ describe('the context update runs after the reply', () => {
     });
   });
 
-  it('reports a failed update as one line, carries its messages and keeps chatting', async () => {
+  it('reports a failed fold as one line, keeps the turn recorded for the next fold and keeps chatting', async () => {
     const file = freshDatabase();
     servers.replies.enqueue(
       { kind: 'output', text: 'Answer one.' },
@@ -322,7 +322,7 @@ describe('the context update runs after the reply', () => {
     const failures = run.stdout.split('\n').filter((line) => line.includes('not updated'));
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatch(
-      /^\(context of flaky not updated: .*403.*; 2 message\(s\) will be included in the next update\)$/,
+      /^\(context of flaky not updated yet: .*403.*; the turn stays recorded for the next update\)$/,
     );
     expect(run.stdout).toContain('Session flaky: no context yet');
     expect(run.stdout).toContain('assistant: Answer two.');
@@ -343,9 +343,9 @@ describe('the context update runs after the reply', () => {
       env: modelEnv(),
     });
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/\(context of lost not updated: .*401/);
+    expect(run.stdout).toMatch(/\(context of lost not updated yet: .*401/);
     expect(run.stdout.trimEnd().split('\n').at(-1)).toBe(
-      '(2 message(s) could not be added to the session context before exit)',
+      '(1 turn(s) are recorded but not yet in the session context; the next update folds them)',
     );
     expect(await readStored(file, 'lost')).toBeNull();
   });

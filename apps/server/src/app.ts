@@ -248,10 +248,10 @@ export function createServerApp(options: ServerAppOptions): Hono {
       const messages = body === undefined ? undefined : check.take(() => parseTurnBody(body));
       check.assertValid();
       if (!wait) {
-        // Refuse another user's session now rather than failing later in the background.
-        await store.get(sessionId, { userId });
-        store.schedule({ sessionId, userId, messages: messages! });
-        return c.json({ queued: true }, 202);
+        // Answers once the turn is durably recorded (another user's session is refused first);
+        // the fold runs in the background, or on any instance's drain.
+        const recorded = await store.schedule({ sessionId, userId, messages: messages! });
+        return c.json({ queued: true, turnId: recorded.turnId }, 202);
       }
       const result = await store.update({ sessionId, userId, messages: messages! });
       return c.json({

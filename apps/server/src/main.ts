@@ -26,7 +26,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       onEvent(event) {
         if (event.type === 'failed' && event.background && !event.willRetry) {
           logError(
-            `background update of session "${event.sessionId}" failed (${event.error.code}): ${event.error.message}; ${event.carriedMessages} message(s) kept for its next update`,
+            `background fold of session "${event.sessionId}" failed (${event.error.code}): ${event.error.message}; its turns stay recorded for the next update or drain`,
           );
         } else if (event.type === 'messages-dropped') {
           logError(

@@ -195,12 +195,16 @@ describe('POST /v1/sessions/:id/turns', () => {
     expect(body.context.version).toBe(1);
   });
 
-  it('queues the update with ?wait=false (202) and applies it on flush', async () => {
+  it('answers ?wait=false (202) once the turn is recorded, and folds it in the background', async () => {
     const { app, store } = setup();
     const response = await turn(app, 'queued', PLAN_TURN, { query: '?wait=false' });
     expect(response.status).toBe(202);
-    expect(await response.json()).toEqual({ queued: true });
+    const body = (await response.json()) as { queued: boolean; turnId: string };
+    expect(body).toEqual({ queued: true, turnId: expect.any(String) });
+    const recorded = await store.pendingTurns('queued');
+    expect(recorded.length === 0 || recorded[0]?.turnId === body.turnId).toBe(true);
     await store.flush();
+    expect(await store.pendingTurns('queued')).toEqual([]);
     const stored = await store.get('queued');
     expect(stored).toMatchObject({ version: 1, userId: 'alice', plan: PLAN_STEPS });
   });

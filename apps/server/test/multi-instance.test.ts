@@ -18,8 +18,10 @@ afterAll(async () => {
 
 /**
  * Two server processes on one store take {@link TURNS} concurrent turns of one session,
- * alternating between them. Every accepted turn must be a write of its own: the final version
- * equals the number of 200 answers, and those answers carry versions 1…N exactly once.
+ * alternating between them. Every turn is recorded and folded once: each 200 answer carries a
+ * stored version (one that holds its turn), the two instances share extractions through the turn
+ * log's lease (the final version, one per extraction, is at most the number of turns), and both
+ * read the same final snapshot.
  */
 async function raceTwoInstances(storeUrl: string, extraEnv: Record<string, string> = {}) {
   const env = { CTX_STORE_URL: storeUrl, CTX_MODEL: 'extractive', CTX_PLANNING: '1', ...extraEnv };
@@ -67,15 +69,17 @@ async function race(instances: ServerProcess[]) {
     expect(conflict).toMatchObject({ code: 'VERSION_CONFLICT', retryable: true });
     expect(conflict.message).toContain(sessionId);
   }
-  const versions = accepted.map((context) => context.version).sort((a, b) => a - b);
-  expect(versions).toEqual(Array.from({ length: accepted.length }, (_, index) => index + 1));
+  const versions = accepted.map((context) => context.version);
+  const last = Math.max(...versions);
   expect(accepted.length + conflicts.length).toBe(TURNS);
   expect(accepted.length).toBeGreaterThan(0);
+  expect(last).toBeLessThanOrEqual(TURNS);
+  for (const version of versions) expect(version).toBeGreaterThanOrEqual(1);
 
   for (const instance of instances) {
     const read = await fetch(`${instance.url}/v1/sessions/${sessionId}/context`);
     const { context } = (await read.json()) as { context: SessionContextJson };
-    expect(context.version).toBe(accepted.length);
+    expect(context.version).toBe(last);
     expect(context.userId).toBe('alice');
   }
   await Promise.all(
@@ -97,7 +101,7 @@ describe('two server processes on one store', () => {
     });
     const result = await raceTwoInstances(`${POSTGRES_URL}?schema=${schema}`);
     console.info(`PostgreSQL race: ${JSON.stringify(result)}`);
-    // Without conflict retries the losers answer 409, and still no accepted turn is lost.
+    // Without conflict retries a lost race would answer 409; the lease keeps folds apart.
     const strict = await raceTwoInstances(`${POSTGRES_URL}?schema=${schema}`, {
       CTX_MAX_CONFLICT_RETRIES: '0',
     });

@@ -103,7 +103,7 @@ Commands:
   delete <id> [--json]
                       delete a session and its history (exit 1 when it did not exist)
   purge-expired [--json]
-                      delete expired sessions now (stores with a TTL: add ?ttl=… to the URL)
+                      delete expired sessions now, forget old tombstones and folded turn ids
   migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none)
 
 Options:

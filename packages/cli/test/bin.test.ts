@@ -168,7 +168,9 @@ describe('ctx (the binary) on MySQL', () => {
     admin = await createConnection(MYSQL_URL);
   });
   afterAll(async () => {
-    await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_history\``);
+    await admin.query(
+      `DROP TABLE IF EXISTS \`${table}_turns\`, \`${table}_leases\`, \`${table}_history\`, \`${table}\``,
+    );
     await admin.end();
   });
 
@@ -201,7 +203,8 @@ describe('ctx (the binary) on MySQL', () => {
       schemaVersion: expect.any(Number),
       applied: [],
     });
-    expect(await tableCount()).toBe(2);
+    // The sessions, their history, the turn log and its leases.
+    expect(await tableCount()).toBe(4);
   });
 
   it('lists, gets and deletes seeded sessions, through mariadb:// too', async () => {

@@ -183,6 +183,8 @@ describe('postgres://', () => {
       'ctx_migrations',
       'snapshots',
       'snapshots_history',
+      'snapshots_leases',
+      'snapshots_turns',
     ]);
   });
 
@@ -272,7 +274,12 @@ describe('mysql:// and mariadb://', () => {
     expect(first.capabilities).toMatchObject({ ttl: true, history: true });
     expect((first as { tableName?: string }).tableName).toBe(table);
     await roundTrip(first, second);
-    expect(await tablesOf(table)).toEqual([table, `${table}_history`]);
+    expect(await tablesOf(table)).toEqual([
+      table,
+      `${table}_history`,
+      `${table}_leases`,
+      `${table}_turns`,
+    ]);
   });
 
   it('keeps history and expiry from the URL', async () => {

@@ -180,11 +180,25 @@ export function describeIdentityGroups(context: IdentitySuiteContext): void {
       );
       await entered;
       expect(await bobStore.delete(sessionId, { userId: alice })).toBe(true);
-      const created = await bobStore.update({
-        sessionId,
-        userId: bob,
-        messages: [{ role: 'user', content: "Bob's own session" }],
-      });
+      // Bob's session as another instance's fold writes it (Alice's slow fold holds the lease, so
+      // Bob's own store would wait for it).
+      const now = new Date();
+      const created = {
+        context: await bobRepository.save(
+          {
+            sessionId,
+            userId: bob,
+            summary: "Bob's own session",
+            goal: null,
+            plan: null,
+            progress: null,
+            createdAt: now,
+            updatedAt: now,
+            version: 1,
+          },
+          { expectedVersion: null },
+        ),
+      };
       held.release();
       await expectContextError(
         async () => {

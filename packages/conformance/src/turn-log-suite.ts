@@ -159,6 +159,22 @@ export function describeTurnLogGroup(context: TurnLogSuiteContext): void {
       expect(await repository.pendingTurns(fresh)).toEqual([]);
     });
 
+    test('a delete on behalf of a user never drops turns others recorded for a session not created yet', async () => {
+      const [repository, other] = await openPair();
+      const sessionId = randomId();
+      const alices = turn({ userId: randomId('alice') });
+      await repository.recordTurn(sessionId, alices);
+      expect(await other.delete(sessionId, { userId: randomId('impostor') })).toBe(false);
+      await expectContextError(
+        () => other.delete(sessionId, { expectedVersion: 1 }),
+        'VERSION_CONFLICT',
+        'a delete of version 1 of a session not created yet',
+      );
+      expect((await repository.pendingTurns(sessionId)).map((item) => item.turnId)).toEqual([
+        alices.turnId,
+      ]);
+    });
+
     test('a lease has one holder across connections, is renewed by it, and lapses', async () => {
       const [one, two] = await openPair();
       const sessionId = randomId();

@@ -54,6 +54,7 @@ export {
 } from './schema.js';
 export {
   type BackgroundConfig,
+  type FoldConfig,
   type SessionContextConfig,
   type SessionContextEvent,
   SessionContextStore,

@@ -98,8 +98,9 @@ function createMemoryDriver(): ContextDriver {
     remove({ sessionId, userId, expectedVersion, now }) {
       const entry = entries.get(sessionId);
       if (!isLive(entry, now)) {
-        // Turns recorded for a session that has no live snapshot go with the delete.
-        logs.delete(sessionId);
+        // Turns recorded for a session that has no live snapshot go with an unconditional
+        // (trusted) delete; a delete on behalf of a user must not drop turns others sent.
+        if (userId === undefined && expectedVersion === undefined) logs.delete(sessionId);
         return { status: 'absent' };
       }
       const owner = entry.snapshot.userId;

@@ -1,21 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { type BackgroundFailure, FoldScheduler } from './background.js';
 import {
+  BackpressureError,
   ContextError,
   ExtractionError,
-  isRetryableError,
   OwnershipError,
   StorageError,
   ValidationError,
-  VersionConflictError,
 } from './errors.js';
 import type { ContextExtractor, TokenUsage } from './extraction.js';
 import {
-  applyUpdatePolicy,
-  hasConversationalContent,
-  messagesForExtraction,
-  UPDATE_MODES,
-  type UpdateMode,
-} from './policy.js';
+  type FoldEvent,
+  type FoldOutcome,
+  type FoldSettings,
+  foldSession,
+  type TurnLogRepository,
+} from './fold.js';
+import { hasConversationalContent, UPDATE_MODES, type UpdateMode } from './policy.js';
 import {
   formatSessionContext,
   injectSessionContext,
@@ -25,35 +27,47 @@ import {
 } from './render.js';
 import type { ContextRepository, ListPage, ListQuery } from './repository.js';
 import {
-  ContextDraftSchema,
-  LIMITS,
   type Message,
   MessageSchema,
   parseOrThrow,
   type SessionContext,
   SessionIdSchema,
-  toValidationIssues,
+  TurnIdSchema,
   UserIdSchema,
 } from './schema.js';
 
-/** Background-mode retry and carry-over settings. */
+/** Retries of background folds (after `schedule`). */
 export interface BackgroundConfig {
   /**
-   * Attempts per background update (the first included) before its messages are carried over to
-   * the session's next update. Only retryable failures (outages, rate limits, bad samples) are
-   * retried. @default 5
+   * Attempts per background fold (the first included). Only retryable failures (outages, rate
+   * limits, bad samples) are retried; when the attempts run out the turns stay in the log for the
+   * session's next update or a drain. @default 5
    */
   maxAttempts?: number;
   /** Delay before the first retry; doubles each time. @default 500 */
   initialDelayMs?: number;
   /** Upper bound of the retry delay (a provider's `retry-after` is honoured up to it). @default 30000 */
   maxDelayMs?: number;
+}
+
+/** How turns are folded into the snapshot. */
+export interface FoldConfig {
   /**
-   * Messages kept per session for background updates: turns queued behind a running update, and
-   * turns carried over after failed ones. The oldest are dropped first, with a `messages-dropped`
-   * event. @default 200
+   * Message characters one extraction may take. Pending turns beyond it are folded in further
+   * extractions, oldest first; a single larger turn goes alone, never cut. @default 200000
    */
-  maxCarriedMessages?: number;
+  maxInputChars?: number;
+  /**
+   * How long a folder's lease on a session lasts; it is renewed every third of it while the fold
+   * runs, so a crashed folder's sessions are taken over after at most this long. @default 10000
+   */
+  leaseTtlMs?: number;
+  /**
+   * How long `update` waits for its turn to be folded by another folder (another instance, or a
+   * background fold of this one) before it fails with a retryable `EXTRACTION_FAILED` (`timeout`);
+   * the turn stays recorded. @default 300000
+   */
+  waitTimeoutMs?: number;
 }
 
 /** Configuration of a {@link SessionContextStore}. Invalid values are rejected with `INVALID_CONFIG`. */
@@ -73,8 +87,10 @@ export interface SessionContextConfig {
   extractionTimeoutMs?: number;
   /** Default options of `render` and `buildSystemPrompt` (e.g. a character budget). */
   render?: RenderOptions;
-  /** Background-mode retries and carry-over. */
+  /** Retries of background folds. */
   background?: BackgroundConfig;
+  /** Batching, leases and waiting of folds. */
+  fold?: FoldConfig;
   /**
    * Observability hook, called synchronously for every event. A handler that throws is reported on
    * `console.error` and otherwise ignored.
@@ -91,19 +107,30 @@ export interface UpdateInput {
   userId?: string;
   /** The turn's messages, oldest first: only what is new since the last update. */
   messages: Message[];
+  /**
+   * The turn's id in the session's log. Give your own (a request id) to make retries safe: a turn
+   * id recorded twice is folded once. @default a random UUID
+   */
+  turnId?: string;
 }
 
 /** What {@link SessionContextStore.update} did. */
 export interface UpdateResult {
   /** The stored snapshot after the call (unchanged when skipped), or null when there is none. */
   context: SessionContext | null;
-  /** Whether a new version was written. */
+  /** Whether the turn is folded into a stored version (false when skipped). */
   updated: boolean;
-  /** Why nothing was written, when `updated` is false. */
-  skipped?: 'no-conversational-content';
-  /** Tokens the extraction(s) of this call consumed, summed over conflict retries. */
+  /**
+   * Why the turn is not in a stored version, when `updated` is false: it had nothing
+   * conversational (nothing was recorded), or the session was deleted while the update ran (the
+   * turn went with it).
+   */
+  skipped?: 'no-conversational-content' | 'session-deleted';
+  /** The turn's id in the log (absent when skipped: nothing was recorded). */
+  turnId?: string;
+  /** Tokens of the extractions this call made (none when another folder folded the turn). */
   usage?: TokenUsage;
-  /** How many version conflicts were retried. */
+  /** How many version conflicts this call's folds retried. */
   conflictRetries: number;
 }
 
@@ -116,6 +143,8 @@ export type SessionContextEvent =
       durationMs: number;
       usage?: TokenUsage;
       conflictRetries: number;
+      /** Turns folded into this version. */
+      turns: number;
       messageCount: number;
       background: boolean;
     }
@@ -133,19 +162,18 @@ export type SessionContextEvent =
       error: ContextError;
       durationMs: number;
       background: boolean;
-      /** Attempt number of a background update (1-based); 1 for direct updates. */
+      /** Attempt number of a background fold (1-based); 1 for direct updates. */
       attempt: number;
-      /** A background update will be tried again after `retryInMs`. */
+      /** A background fold will be tried again after `retryInMs`. */
       willRetry: boolean;
       retryInMs?: number;
-      /** Messages kept for the session's next update after this failure. */
-      carriedMessages: number;
     }
   | {
       type: 'messages-dropped';
       sessionId: string;
       count: number;
-      reason: 'carry-limit' | 'rejected';
+      /** Turns of a user who does not own the session are let go, never applied. */
+      reason: 'rejected';
     };
 
 const configSchema = z
@@ -164,7 +192,14 @@ const configSchema = z
         maxAttempts: z.number().int().min(1).max(100).optional(),
         initialDelayMs: z.number().int().min(0).optional(),
         maxDelayMs: z.number().int().min(0).optional(),
-        maxCarriedMessages: z.number().int().min(1).max(LIMITS.messagesMaxCount).optional(),
+      })
+      .strict()
+      .optional(),
+    fold: z
+      .object({
+        maxInputChars: z.number().int().min(1000).optional(),
+        leaseTtlMs: z.number().int().min(100).optional(),
+        waitTimeoutMs: z.number().int().min(0).optional(),
       })
       .strict()
       .optional(),
@@ -176,60 +211,56 @@ const configSchema = z
 const updateInputSchema = z.object({
   sessionId: SessionIdSchema,
   userId: UserIdSchema.optional(),
-  messages: z.array(MessageSchema).max(LIMITS.messagesMaxCount),
+  messages: z.array(MessageSchema).max(1_000),
+  turnId: TurnIdSchema.optional(),
 });
 
 const userOptionSchema = z.object({ userId: UserIdSchema.optional() }).optional();
 
-interface PendingTurn {
-  userId: string | undefined;
-  messages: Message[];
-}
+const drainOptionsSchema = z
+  .object({
+    olderThanMs: z.number().int().min(0).optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+    signal: z.instanceof(AbortSignal).optional(),
+  })
+  .optional();
 
-interface SessionQueue {
-  pending: PendingTurn[];
-  running: boolean;
-  /** Grows when the session is deleted: turns taken before that are dropped, not written. */
-  generation: number;
-}
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-
-function toContextError(error: unknown, fallback: 'extraction' | 'storage'): ContextError {
+function toContextError(error: unknown): ContextError {
   if (ContextError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return fallback === 'extraction'
-    ? new ExtractionError('unknown', `The extractor failed: ${message}`, { cause: error })
-    : new StorageError('STORAGE_ERROR', `The repository failed: ${message}`, { cause: error });
+  return new StorageError('STORAGE_ERROR', `The repository failed: ${message}`, { cause: error });
 }
+
+function hasTurnLog(repository: ContextRepository): repository is TurnLogRepository {
+  return (
+    repository.capabilities?.turnLog === true &&
+    typeof repository.recordTurn === 'function' &&
+    typeof repository.pendingTurns === 'function' &&
+    typeof repository.acquireLease === 'function' &&
+    typeof repository.releaseLease === 'function' &&
+    typeof repository.sessionsWithPendingTurns === 'function'
+  );
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The orchestrator: keeps one session context per conversation up to date and renders it for the
  * next system prompt.
  *
- * `update` reads the stored snapshot, asks the policy whether the turn is worth an extraction, has
- * the extractor write the next snapshot from the previous one plus only the new messages, applies
- * the policy's invariants and saves with compare-and-set. A version conflict (another writer got
- * there first) re-reads, re-extracts and retries, a bounded number of times. Any failure leaves the
- * stored snapshot untouched and surfaces a typed {@link ContextError}.
+ * Every turn is first **recorded** in the session's turn log, in the same backend as the snapshot;
+ * a **fold** then reads the snapshot and the pending turns, has the extractor write the next
+ * snapshot from the previous one plus only those turns, applies the policy's invariants and saves
+ * it together with the folded turns in one compare-and-set. So a recorded turn is never lost (a
+ * crash leaves it in the log for any instance to fold) and never folded twice (recording a turn id
+ * twice is a no-op, and folding is part of the compare-and-set). A lease in the backend lets one
+ * folder work on a session at a time, so concurrent turns share extractions instead of racing.
  *
- * Updates of one session are serialized inside a store instance; across instances and processes
- * the repository's compare-and-set keeps them consistent. `schedule` runs an update in the
- * background (the agent's reply is not delayed), retries retryable failures with backoff and
- * carries the messages of a finally failed update into the session's next update; `flush` waits
- * for that work.
+ * `update` records and waits until the turn is folded (by this call or by another folder);
+ * `schedule` returns once the turn is recorded and folds in the background; `drain` folds what
+ * crashed or idle instances left; `flush` waits for background folds; `close` flushes and refuses
+ * further calls. Every failure surfaces a typed {@link ContextError}; the stored snapshot is never
+ * partly written.
  *
  * @example
  * ```ts
@@ -247,16 +278,13 @@ export class SessionContextStore {
   readonly extractor: ContextExtractor;
   readonly config: Readonly<SessionContextConfig>;
 
-  readonly #planning: boolean;
-  readonly #maxConflictRetries: number;
-  readonly #timeoutMs: number;
-  readonly #background: Required<BackgroundConfig>;
-  readonly #now: () => Date;
-  readonly #locks = new Map<string, Promise<void>>();
-  readonly #queues = new Map<string, SessionQueue>();
-  readonly #carried = new Map<string, PendingTurn[]>();
-  readonly #idle = new Set<() => void>();
-  #flushing = new AbortController();
+  readonly #log: TurnLogRepository;
+  readonly #fold: Omit<FoldSettings, 'emit'>;
+  readonly #waitTimeoutMs: number;
+  readonly #scheduler: FoldScheduler;
+  /** Identifies this store's folds in leases (each fold adds its own suffix). */
+  readonly #instance = randomUUID();
+  #closed = false;
 
   constructor(options: {
     repository: ContextRepository;
@@ -271,6 +299,12 @@ export class SessionContextStore {
       issues.push({
         path: 'repository',
         message: 'must be a ContextRepository (get, save, delete, list, close)',
+      });
+    } else if (!hasTurnLog(options.repository)) {
+      issues.push({
+        path: 'repository',
+        message:
+          'must have the turn log (capabilities.turnLog with recordTurn, pendingTurns, acquireLease, releaseLease, sessionsWithPendingTurns): every built-in repository has it',
       });
     }
     if (typeof options?.extractor?.extract !== 'function') {
@@ -293,7 +327,6 @@ export class SessionContextStore {
       maxAttempts: config.background?.maxAttempts ?? 5,
       initialDelayMs: config.background?.initialDelayMs ?? 500,
       maxDelayMs: config.background?.maxDelayMs ?? 30_000,
-      maxCarriedMessages: config.background?.maxCarriedMessages ?? 200,
     };
     if (background.maxDelayMs < background.initialDelayMs) {
       throw new ValidationError(
@@ -303,111 +336,178 @@ export class SessionContextStore {
       );
     }
     this.repository = options.repository;
+    this.#log = options.repository as TurnLogRepository;
     this.extractor = options.extractor;
     this.config = Object.freeze({ ...(options.config ?? {}) });
-    this.#planning = config.enablePlanning ?? false;
-    this.#maxConflictRetries = config.maxConflictRetries ?? 3;
-    this.#timeoutMs = config.extractionTimeoutMs ?? 120_000;
-    this.#background = background;
-    this.#now = options.config?.now ?? (() => new Date());
+    const leaseTtlMs = config.fold?.leaseTtlMs ?? 10_000;
+    this.#fold = {
+      repository: this.#log,
+      extractor: options.extractor,
+      planning: config.enablePlanning ?? false,
+      instructions: config.instructions,
+      maxConflictRetries: config.maxConflictRetries ?? 3,
+      timeoutMs: config.extractionTimeoutMs ?? 120_000,
+      maxInputChars: config.fold?.maxInputChars ?? 200_000,
+      leaseTtlMs,
+      now: options.config?.now ?? (() => new Date()),
+    };
+    this.#waitTimeoutMs = config.fold?.waitTimeoutMs ?? 300_000;
+    this.#scheduler = new FoldScheduler(
+      async (sessionId) => ((await this.#foldNow(sessionId, true)) === 'busy' ? 'busy' : 'done'),
+      { ...background, busyDelayMs: Math.ceil(leaseTtlMs / 2), maxBusyWaits: 10 },
+      (failure) => this.#reportBackgroundFailure(failure),
+    );
   }
 
   /**
-   * Updates the session's context from one turn and waits for it. Skips (without a model call)
-   * turns with no user or assistant content. Throws a {@link ContextError} on failure — the stored
-   * snapshot is then unchanged: `INVALID_INPUT`, `OWNERSHIP_MISMATCH`, `EXTRACTION_FAILED`,
-   * `VERSION_CONFLICT` (retries exhausted), `STORAGE_UNAVAILABLE`, `STORAGE_ERROR`.
+   * Records the turn and waits until it is folded into the snapshot — by this call, or by another
+   * folder that holds the session's lease (another instance, or a background fold), which it waits
+   * for instead of extracting again. Skips (without recording or a model call) turns with no user
+   * or assistant content. Older pending turns of the session are folded first.
    *
-   * Messages carried over from failed background updates of this session are included first.
+   * Throws a {@link ContextError}: `INVALID_INPUT`, `OWNERSHIP_MISMATCH`, `BACKPRESSURE`,
+   * `EXTRACTION_FAILED`, `VERSION_CONFLICT` (retries exhausted), `STORAGE_UNAVAILABLE`,
+   * `STORAGE_ERROR`, `CLOSED`. Once recorded, a turn stays in the log even when the fold fails: the
+   * next update, background fold or drain folds it, and calling `update` again with the same
+   * `turnId` never folds it twice.
    */
   async update(input: UpdateInput, options?: { signal?: AbortSignal }): Promise<UpdateResult> {
+    this.#assertOpen('update');
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
-    return this.#exclusive(parsed.sessionId, async () => {
-      const carried = this.#carriedFor(parsed.sessionId, parsed.userId);
-      const messages = [...carried.flatMap((turn) => turn.messages), ...parsed.messages];
+    const { sessionId, userId } = parsed;
+    const started = performance.now();
+    try {
+      if (!hasConversationalContent(parsed.messages)) {
+        const context = await this.#read(sessionId);
+        this.#assertOwner(context, userId, sessionId);
+        this.#emit({
+          type: 'skipped',
+          sessionId,
+          reason: 'no-conversational-content',
+          background: false,
+        });
+        return {
+          context,
+          updated: false,
+          skipped: 'no-conversational-content',
+          conflictRetries: 0,
+        };
+      }
+      const turnId = await this.#record(parsed);
+      return await this.#waitForFold(sessionId, userId, turnId, options?.signal);
+    } catch (error) {
+      const failure = toContextError(error);
+      this.#emit({
+        type: 'failed',
+        sessionId,
+        error: failure,
+        durationMs: performance.now() - started,
+        background: false,
+        attempt: 1,
+        willRetry: false,
+      });
+      throw failure;
+    }
+  }
+
+  /**
+   * Records the turn durably and resolves with its id; the fold runs in the background, so the
+   * agent's reply is not delayed. Rejects (with nothing recorded) on invalid input
+   * (`INVALID_INPUT`), another user's session (`OWNERSHIP_MISMATCH`), a full log (`BACKPRESSURE`)
+   * or a storage failure. Background folds retry retryable failures with backoff; outcomes are
+   * reported through `onEvent`. Turns this process never folds (it crashed, or gave up) are folded
+   * by the session's next update or by a `drain` on any instance.
+   */
+  async schedule(
+    input: UpdateInput,
+  ): Promise<{ turnId: string; skipped?: 'no-conversational-content' }> {
+    this.#assertOpen('schedule');
+    const parsed = parseOrThrow(updateInputSchema, input, 'update input');
+    if (!hasConversationalContent(parsed.messages)) {
+      this.#emit({
+        type: 'skipped',
+        sessionId: parsed.sessionId,
+        reason: 'no-conversational-content',
+        background: true,
+      });
+      return { turnId: parsed.turnId ?? randomUUID(), skipped: 'no-conversational-content' };
+    }
+    const turnId = await this.#record(parsed);
+    this.#scheduler.kick(parsed.sessionId);
+    return { turnId };
+  }
+
+  /**
+   * Folds sessions whose pending turns were recorded at least `olderThanMs` ago and that no folder
+   * holds: what crashed, redeployed or idle instances left. Runs them one after another, at most
+   * `limit` sessions (default 100); a session that fails is reported through `onEvent` and the
+   * drain goes on. Resolves with how many sessions and turns it folded.
+   */
+  async drain(options?: {
+    olderThanMs?: number;
+    limit?: number;
+    signal?: AbortSignal;
+  }): Promise<{ sessions: number; turns: number }> {
+    this.#assertOpen('drain');
+    const {
+      olderThanMs = 0,
+      limit = 100,
+      signal,
+    } = parseOrThrow(drainOptionsSchema, options, 'drain options') ?? {};
+    const recordedBefore = new Date(this.#fold.now().getTime() - olderThanMs);
+    let sessionIds: string[];
+    try {
+      sessionIds = await this.#log.sessionsWithPendingTurns({ recordedBefore, limit });
+    } catch (error) {
+      throw toContextError(error);
+    }
+    let sessions = 0;
+    let turns = 0;
+    for (const sessionId of sessionIds) {
+      if (signal?.aborted) break;
       const started = performance.now();
       try {
-        const result = await this.#run(
-          parsed.sessionId,
-          parsed.userId,
-          messages,
-          false,
-          options?.signal,
-        );
-        this.#dropCarried(parsed.sessionId, carried);
-        return result;
+        const outcome = await this.#foldNow(sessionId, true, undefined, signal);
+        if (outcome !== 'busy' && outcome.turns > 0) {
+          sessions += 1;
+          turns += outcome.turns;
+        }
       } catch (error) {
-        const failure = toContextError(error, 'storage');
-        // Turns this caller may never write to the session can never be applied: let them go.
-        const refused = failure.code === 'OWNERSHIP_MISMATCH' ? carried : [];
-        if (refused.length > 0) this.#dropCarried(parsed.sessionId, refused);
         this.#emit({
           type: 'failed',
-          sessionId: parsed.sessionId,
-          error: failure,
+          sessionId,
+          error: toContextError(error),
           durationMs: performance.now() - started,
-          background: false,
+          background: true,
           attempt: 1,
           willRetry: false,
-          carriedMessages: this.#countCarried(parsed.sessionId),
         });
-        if (refused.length > 0) {
-          this.#emit({
-            type: 'messages-dropped',
-            sessionId: parsed.sessionId,
-            count: refused.reduce((count, turn) => count + turn.messages.length, 0),
-            reason: 'rejected',
-          });
-        }
-        throw failure;
       }
-    });
+    }
+    return { sessions, turns };
   }
 
   /**
-   * Schedules an update in the background and returns at once, so the agent's reply is not
-   * delayed. Input is validated now (`INVALID_INPUT` is thrown synchronously). Turns scheduled for a
-   * session while one of its updates runs are merged into one extraction. Retryable failures are
-   * retried with exponential backoff; when the attempts run out, the messages are carried into the
-   * session's next update. Outcomes are reported through `onEvent`; call {@link flush} before
-   * shutting down.
-   */
-  schedule(input: UpdateInput): void {
-    const parsed = parseOrThrow(updateInputSchema, input, 'update input');
-    let queue = this.#queues.get(parsed.sessionId);
-    if (!queue) {
-      queue = { pending: [], running: false, generation: 0 };
-      this.#queues.set(parsed.sessionId, queue);
-    }
-    queue.pending.push({ userId: parsed.userId, messages: parsed.messages });
-    this.#trimPending(parsed.sessionId, queue.pending);
-    if (!queue.running) {
-      queue.running = true;
-      void this.#drain(parsed.sessionId, queue);
-    }
-  }
-
-  /**
-   * Resolves when every scheduled update has finished (succeeded, or failed with its messages
-   * carried over). Pending retry delays are cut short: flushing retries at once.
+   * Resolves when every background fold of this store has finished (folded, or given up with its
+   * turns left in the log). Pending retry delays are cut short: flushing retries at once.
    */
   async flush(): Promise<void> {
-    this.#flushing.abort();
-    while (this.#queues.size > 0) {
-      await new Promise<void>((resolve) => this.#idle.add(resolve));
-    }
-    this.#flushing = new AbortController();
+    await this.#scheduler.flush();
   }
 
-  /** Number of messages carried over from failed background updates, per session. */
-  carriedMessages(): Map<string, number> {
-    return new Map(
-      [...this.#carried.keys()].map((sessionId) => [sessionId, this.#countCarried(sessionId)]),
-    );
+  /**
+   * Flushes, then refuses every later call with `CLOSED`. The repository and extractor were given
+   * to the store, so their owner closes them.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
   }
 
   /** The session's snapshot, or null. `OWNERSHIP_MISMATCH` when `userId` is not its owner. */
   async get(sessionId: string, options?: { userId?: string }): Promise<SessionContext | null> {
+    this.#assertOpen('get');
     parseOrThrow(SessionIdSchema, sessionId, 'session id');
     const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
     const context = await this.#read(sessionId);
@@ -444,36 +544,165 @@ export class SessionContextStore {
     return text;
   }
 
-  /** Deletes the session; `true` when it existed. `OWNERSHIP_MISMATCH` when `userId` is not its owner. */
+  /**
+   * Deletes the session and its pending turns; `true` when it existed. `OWNERSHIP_MISMATCH` when
+   * `userId` is not its owner (checked and deleted in one atomic operation of the repository).
+   */
   async delete(sessionId: string, options?: { userId?: string }): Promise<boolean> {
+    this.#assertOpen('delete');
     parseOrThrow(SessionIdSchema, sessionId, 'session id');
     const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
-    return this.#exclusive(sessionId, async () => {
-      let deleted: boolean;
-      try {
-        // The owner check and the delete are one atomic operation in the repository: checking
-        // first and deleting by id would delete a session another user re-created in between.
-        deleted = await this.repository.delete(sessionId, userId === undefined ? {} : { userId });
-      } catch (error) {
-        throw toContextError(error, 'storage');
-      }
-      // Scheduled turns of a deleted session must not bring it back.
-      this.#carried.delete(sessionId);
-      const queue = this.#queues.get(sessionId);
-      if (queue) {
-        queue.pending.length = 0;
-        queue.generation += 1;
-      }
-      return deleted;
-    });
+    try {
+      return await this.repository.delete(sessionId, userId === undefined ? {} : { userId });
+    } catch (error) {
+      throw toContextError(error);
+    }
   }
 
   /** A page of sessions, most recently updated first; pass `userId` to list one user's sessions. */
   async list(query?: ListQuery): Promise<ListPage> {
+    this.#assertOpen('list');
     try {
       return await this.repository.list(query);
     } catch (error) {
-      throw toContextError(error, 'storage');
+      throw toContextError(error);
+    }
+  }
+
+  /** The session's pending (recorded, not yet folded) turns, oldest first. */
+  async pendingTurns(sessionId: string) {
+    this.#assertOpen('read pending turns');
+    try {
+      return await this.#log.pendingTurns(sessionId);
+    } catch (error) {
+      throw toContextError(error);
+    }
+  }
+
+  // Records after checking ownership, so a turn that could never be applied is refused at once.
+  // A full log is folded once (by this caller, or by whoever holds the lease) before giving up.
+  async #record(input: z.infer<typeof updateInputSchema>): Promise<string> {
+    const { sessionId, userId, messages } = input;
+    this.#assertOwner(await this.#read(sessionId), userId, sessionId);
+    const turnId = input.turnId ?? randomUUID();
+    const turn = { turnId, userId: userId ?? null, messages };
+    try {
+      await this.#log.recordTurn(sessionId, turn);
+    } catch (error) {
+      if (!BackpressureError.isInstance(error)) throw toContextError(error);
+      await this.#foldNow(sessionId, false);
+      await this.#log.recordTurn(sessionId, turn);
+    }
+    return turnId;
+  }
+
+  async #waitForFold(
+    sessionId: string,
+    userId: string | undefined,
+    turnId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<UpdateResult> {
+    const deadline = performance.now() + this.#waitTimeoutMs;
+    let usage: TokenUsage | undefined;
+    let conflictRetries = 0;
+    let folded: SessionContext | null | undefined;
+    for (let wait = 10; ; wait = Math.min(250, wait * 2)) {
+      const outcome = await this.#foldNow(sessionId, false, turnId, signal);
+      if (outcome !== 'busy') {
+        conflictRetries += outcome.conflictRetries;
+        if (outcome.usage) {
+          usage = {
+            inputTokens: (usage?.inputTokens ?? 0) + outcome.usage.inputTokens,
+            outputTokens: (usage?.outputTokens ?? 0) + outcome.usage.outputTokens,
+          };
+        }
+        if (outcome.reached) {
+          // This call's own fold saved the turn: the snapshot it wrote is the answer.
+          folded = outcome.context;
+          break;
+        }
+      }
+      const pending = await this.#log.pendingTurns(sessionId);
+      if (!pending.some((turn) => turn.turnId === turnId)) break;
+      if (signal?.aborted) {
+        throw new ExtractionError('aborted', 'The update was aborted; its turn stays recorded');
+      }
+      if (performance.now() > deadline) {
+        throw new ExtractionError(
+          'timeout',
+          `Session "${sessionId}" is being folded by another folder that did not fold turn "${turnId}" within ${this.#waitTimeoutMs} ms; the turn stays recorded and will be folded`,
+        );
+      }
+      await pause(wait);
+    }
+    const context = folded === undefined ? await this.#read(sessionId) : folded;
+    // The turn left the log without a fold: the session was deleted meanwhile.
+    if (context === null) {
+      return { context, updated: false, skipped: 'session-deleted', turnId, conflictRetries };
+    }
+    // A turn let go because the session was re-created by another user meanwhile.
+    this.#assertOwner(context, userId, sessionId);
+    return {
+      context,
+      updated: true,
+      turnId,
+      ...(usage ? { usage } : {}),
+      conflictRetries,
+    };
+  }
+
+  #foldNow(
+    sessionId: string,
+    background: boolean,
+    until?: string,
+    signal?: AbortSignal,
+  ): Promise<FoldOutcome> {
+    return foldSession(
+      { ...this.#fold, emit: (event) => this.#onFold(event, background) },
+      sessionId,
+      {
+        holder: `${this.#instance}:${randomUUID()}`,
+        ...(until === undefined ? {} : { until }),
+        ...(signal ? { signal } : {}),
+      },
+    );
+  }
+
+  #onFold(event: FoldEvent, background: boolean) {
+    switch (event.type) {
+      case 'folded':
+        this.#emit({
+          type: 'updated',
+          sessionId: event.sessionId,
+          version: event.version,
+          durationMs: event.durationMs,
+          ...(event.usage ? { usage: event.usage } : {}),
+          conflictRetries: event.conflictRetries,
+          turns: event.turns,
+          messageCount: event.messageCount,
+          background,
+        });
+        return;
+      case 'conflict-retried':
+        this.#emit(event);
+        return;
+      case 'rejected':
+        this.#emit({
+          type: 'messages-dropped',
+          sessionId: event.sessionId,
+          count: event.turns.reduce((count, turn) => count + turn.messages.length, 0),
+          reason: 'rejected',
+        });
+        return;
+    }
+  }
+
+  #reportBackgroundFailure(failure: BackgroundFailure) {
+    this.#emit({ type: 'failed', background: true, ...failure });
+    if (!failure.willRetry && !this.config.onEvent) {
+      console.warn(
+        `[ctx] background fold of session "${failure.sessionId}" failed (${failure.error.code}): ${failure.error.message}; its turns stay in the log for the next update or drain`,
+      );
     }
   }
 
@@ -488,7 +717,7 @@ export class SessionContextStore {
     try {
       return await this.repository.get(sessionId);
     } catch (error) {
-      throw toContextError(error, 'storage');
+      throw toContextError(error);
     }
   }
 
@@ -498,273 +727,10 @@ export class SessionContextStore {
     }
   }
 
-  async #run(
-    sessionId: string,
-    userId: string | undefined,
-    messages: Message[],
-    background: boolean,
-    signal: AbortSignal | undefined,
-  ): Promise<UpdateResult> {
-    const started = performance.now();
-    if (!hasConversationalContent(messages)) {
-      const context = await this.#read(sessionId);
-      this.#assertOwner(context, userId, sessionId);
-      this.#emit({ type: 'skipped', sessionId, reason: 'no-conversational-content', background });
-      return { context, updated: false, skipped: 'no-conversational-content', conflictRetries: 0 };
+  #assertOpen(action: string) {
+    if (this.#closed) {
+      throw new StorageError('CLOSED', `The session context store is closed: cannot ${action}`);
     }
-    const extractionMessages = messagesForExtraction(messages);
-    let usage: TokenUsage | undefined;
-    for (let attempt = 0; ; attempt += 1) {
-      const previous = await this.#read(sessionId);
-      this.#assertOwner(previous, userId, sessionId);
-      const result = await this.#extract(previous, extractionMessages, signal);
-      if (result.usage) {
-        usage = {
-          inputTokens: (usage?.inputTokens ?? 0) + result.usage.inputTokens,
-          outputTokens: (usage?.outputTokens ?? 0) + result.usage.outputTokens,
-        };
-      }
-      const content = applyUpdatePolicy(previous, result.draft, { planning: this.#planning });
-      const now = this.#now();
-      const snapshot: SessionContext = {
-        sessionId,
-        userId: previous ? previous.userId : (userId ?? null),
-        ...content,
-        createdAt: previous?.createdAt ?? now,
-        // Never move backwards, even when instances' clocks disagree.
-        updatedAt: previous && previous.updatedAt > now ? previous.updatedAt : now,
-        version: (previous?.version ?? 0) + 1,
-      };
-      try {
-        const context = await this.repository.save(snapshot, {
-          expectedVersion: previous?.version ?? null,
-        });
-        this.#emit({
-          type: 'updated',
-          sessionId,
-          version: context.version,
-          durationMs: performance.now() - started,
-          ...(usage ? { usage } : {}),
-          conflictRetries: attempt,
-          messageCount: extractionMessages.length,
-          background,
-        });
-        return { context, updated: true, ...(usage ? { usage } : {}), conflictRetries: attempt };
-      } catch (error) {
-        if (!VersionConflictError.isInstance(error) || attempt >= this.#maxConflictRetries) {
-          throw toContextError(error, 'storage');
-        }
-        this.#emit({
-          type: 'conflict-retried',
-          sessionId,
-          attempt: attempt + 1,
-          expectedVersion: error.expectedVersion,
-          currentVersion: error.currentVersion,
-        });
-        // Writers that collided would collide again if they retried in lockstep: wait a random,
-        // growing moment (at most 100 ms) first.
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.random() * Math.min(100, 2 ** (attempt + 1))),
-        );
-      }
-    }
-  }
-
-  async #extract(
-    previous: SessionContext | null,
-    messages: Message[],
-    callerSignal: AbortSignal | undefined,
-  ) {
-    const timeout = this.#timeoutMs > 0 ? AbortSignal.timeout(this.#timeoutMs) : undefined;
-    const signals = [callerSignal, timeout].filter((signal): signal is AbortSignal => !!signal);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    try {
-      const result = await this.extractor.extract(
-        {
-          previous,
-          messages,
-          planning: this.#planning,
-          ...(this.config.instructions ? { instructions: this.config.instructions } : {}),
-        },
-        signal ? { signal } : {},
-      );
-      const draft = ContextDraftSchema.safeParse(result?.draft);
-      if (!draft.success) {
-        throw new ExtractionError(
-          'schema_mismatch',
-          `The extractor returned an invalid draft: ${toValidationIssues(draft.error)
-            .slice(0, 5)
-            .map((issue) => `${issue.path}: ${issue.message}`)
-            .join('; ')}`,
-          { cause: draft.error },
-        );
-      }
-      return { draft: draft.data, usage: result.usage };
-    } catch (error) {
-      if (timeout?.aborted && !callerSignal?.aborted) {
-        throw new ExtractionError(
-          'timeout',
-          `The extraction took longer than ${this.#timeoutMs} ms`,
-          {
-            cause: error,
-          },
-        );
-      }
-      if (callerSignal?.aborted && !ContextError.isInstance(error)) {
-        throw new ExtractionError('aborted', 'The extraction was aborted', { cause: error });
-      }
-      throw toContextError(error, 'extraction');
-    }
-  }
-
-  async #drain(sessionId: string, queue: SessionQueue): Promise<void> {
-    try {
-      while (queue.pending.length > 0) {
-        const first = queue.pending[0] as PendingTurn;
-        const batchSize = queue.pending.findIndex((turn) => turn.userId !== first.userId);
-        const batch = queue.pending.splice(0, batchSize === -1 ? queue.pending.length : batchSize);
-        const generation = queue.generation;
-        await this.#runWithRetries(
-          sessionId,
-          first.userId,
-          batch,
-          () => queue.generation !== generation,
-        );
-      }
-    } finally {
-      queue.running = false;
-      this.#queues.delete(sessionId);
-      if (this.#queues.size === 0) {
-        for (const resolve of this.#idle) resolve();
-        this.#idle.clear();
-      }
-    }
-  }
-
-  // The session's lock is held for one attempt at a time, never across a backoff, so a direct
-  // update or delete of the session does not wait for a model outage to end. Between attempts the
-  // turns wait in the carry-over, where a direct update by the same caller picks them up.
-  async #runWithRetries(
-    sessionId: string,
-    userId: string | undefined,
-    batch: PendingTurn[],
-    deleted: () => boolean,
-  ): Promise<void> {
-    const started = performance.now();
-    let fresh = batch;
-    for (let attempt = 1; ; attempt += 1) {
-      const outcome = await this.#exclusive(sessionId, async () => {
-        if (deleted()) fresh = [];
-        const carried = this.#carriedFor(sessionId, userId);
-        this.#dropCarried(sessionId, carried);
-        const turns = [...carried, ...fresh];
-        fresh = [];
-        if (turns.length === 0) return { turns, failure: undefined };
-        try {
-          await this.#run(
-            sessionId,
-            userId,
-            turns.flatMap((turn) => turn.messages),
-            true,
-            undefined,
-          );
-          return { turns, failure: undefined };
-        } catch (error) {
-          return { turns, failure: toContextError(error, 'storage') };
-        }
-      });
-      const { turns, failure } = outcome;
-      if (!failure) return;
-      const willRetry = isRetryableError(failure) && attempt < this.#background.maxAttempts;
-      const rejected = failure.code === 'OWNERSHIP_MISMATCH' || failure.code === 'INVALID_INPUT';
-      let retryInMs: number | undefined;
-      if (willRetry) {
-        const backoff = this.#background.initialDelayMs * 2 ** (attempt - 1);
-        const hinted = ExtractionError.isInstance(failure) ? (failure.retryAfterMs ?? 0) : 0;
-        retryInMs = Math.min(this.#background.maxDelayMs, Math.max(backoff, hinted));
-      }
-      if (!rejected) this.#carry(sessionId, turns);
-      const carriedMessages = this.#countCarried(sessionId);
-      this.#emit({
-        type: 'failed',
-        sessionId,
-        error: failure,
-        durationMs: performance.now() - started,
-        background: true,
-        attempt,
-        willRetry,
-        ...(retryInMs === undefined ? {} : { retryInMs }),
-        carriedMessages,
-      });
-      if (!willRetry) {
-        if (rejected) {
-          const count = turns.reduce((total, turn) => total + turn.messages.length, 0);
-          this.#emit({ type: 'messages-dropped', sessionId, count, reason: 'rejected' });
-        } else if (!this.config.onEvent) {
-          console.warn(
-            `[ctx] background update of session "${sessionId}" failed (${failure.code}): ${failure.message}; ${carriedMessages} message(s) carried into its next update`,
-          );
-        }
-        return;
-      }
-      await sleep(retryInMs ?? 0, this.#flushing.signal);
-    }
-  }
-
-  #countCarried(sessionId: string): number {
-    return (this.#carried.get(sessionId) ?? []).reduce(
-      (count, turn) => count + turn.messages.length,
-      0,
-    );
-  }
-
-  // Carried turns only ever join an update by the same caller: another user's messages must not
-  // reach a session they do not own (for instance one created after their update failed).
-  #carriedFor(sessionId: string, userId: string | undefined): PendingTurn[] {
-    return (this.#carried.get(sessionId) ?? []).filter((turn) => turn.userId === userId);
-  }
-
-  #dropCarried(sessionId: string, turns: PendingTurn[]) {
-    const rest = (this.#carried.get(sessionId) ?? []).filter((turn) => !turns.includes(turn));
-    if (rest.length > 0) this.#carried.set(sessionId, rest);
-    else this.#carried.delete(sessionId);
-  }
-
-  #carry(sessionId: string, turns: PendingTurn[]) {
-    const carried = [...turns, ...(this.#carried.get(sessionId) ?? [])];
-    this.#trimPending(sessionId, carried);
-    this.#carried.set(sessionId, carried);
-  }
-
-  // Keeps at most maxCarriedMessages messages, dropping the oldest first.
-  #trimPending(sessionId: string, turns: PendingTurn[]) {
-    let total = turns.reduce((count, turn) => count + turn.messages.length, 0);
-    let dropped = 0;
-    while (total > this.#background.maxCarriedMessages && turns.length > 0) {
-      const oldest = turns[0] as PendingTurn;
-      const excess = total - this.#background.maxCarriedMessages;
-      const removed = oldest.messages.splice(0, excess).length;
-      if (oldest.messages.length === 0) turns.shift();
-      total -= removed;
-      dropped += removed;
-    }
-    if (dropped > 0) {
-      this.#emit({ type: 'messages-dropped', sessionId, count: dropped, reason: 'carry-limit' });
-    }
-  }
-
-  #exclusive<T>(sessionId: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#locks.get(sessionId) ?? Promise.resolve();
-    const result = previous.then(task);
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#locks.set(sessionId, settled);
-    void settled.then(() => {
-      if (this.#locks.get(sessionId) === settled) this.#locks.delete(sessionId);
-    });
-    return result;
   }
 
   #emit(event: SessionContextEvent) {

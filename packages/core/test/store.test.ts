@@ -186,18 +186,21 @@ describe('reference scenario 2: planning a deployment', () => {
 });
 
 describe('concurrency', () => {
-  it('50 concurrent updates through two stores on one repository lose nothing', async () => {
-    const repository = createMemoryRepository();
-    let conflicts = 0;
-    const extractor = createScriptedExtractor({
+  /** An extractor that appends every message of the fold to the summary, one per line, and counts calls. */
+  const appendingExtractor = (delayMs = 3) =>
+    createScriptedExtractor({
       fallback: async (request) => {
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 3));
-        const mark = request.messages[0]?.content ?? '?';
-        return { summary: `${request.previous?.summary ?? ''}|${mark}` };
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * delayMs));
+        const lines = request.messages.map((message) => message.content);
+        return { summary: [request.previous?.summary ?? '', ...lines].filter(Boolean).join('\n') };
       },
     });
+
+  it('2 stores × 8 concurrent updates on one session: every turn folded exactly once, no more extractions than turns', async () => {
+    const repository = createMemoryRepository();
+    const extractor = appendingExtractor();
+    let conflicts = 0;
     const config = {
-      maxConflictRetries: 50,
       onEvent: (event: SessionContextEvent) => {
         if (event.type === 'conflict-retried') conflicts += 1;
       },
@@ -206,32 +209,28 @@ describe('concurrency', () => {
       new SessionContextStore({ repository, extractor, config }),
       new SessionContextStore({ repository, extractor, config }),
     ];
-    const results = await Promise.allSettled(
-      Array.from({ length: 50 }, (_, index) =>
+    const marks = Array.from({ length: 16 }, (_, index) => `m${index}`);
+    const results = await Promise.all(
+      marks.map((mark, index) =>
         (stores[index % 2] as SessionContextStore).update({
           sessionId: 'shared',
-          messages: [user(`m${index}`)],
+          messages: [user(mark)],
         }),
       ),
     );
-    const succeeded = results.flatMap((result, index) =>
-      result.status === 'fulfilled' ? [index] : [],
-    );
-    for (const result of results) {
-      if (result.status === 'rejected') {
-        expect((result.reason as ContextError).code).toBe('VERSION_CONFLICT');
-      }
-    }
+    for (const result of results) expect(result.updated).toBe(true);
     const final = (await repository.get('shared')) as SessionContext;
-    expect(final.version).toBe(succeeded.length);
-    const marks = final.summary.split('|').filter(Boolean);
-    expect(marks).toHaveLength(succeeded.length);
-    expect(new Set(marks)).toEqual(new Set(succeeded.map((index) => `m${index}`)));
-    expect(succeeded.length).toBe(50);
-    expect(conflicts).toBeGreaterThan(0);
+    expect(final.summary.split('\n').sort()).toEqual([...marks].sort());
+    expect(extractor.requests.length).toBeLessThanOrEqual(marks.length);
+    expect(final.version).toBe(extractor.requests.length);
+    expect(conflicts).toBe(0);
+    // Each caller got back a snapshot that holds its own turn.
+    results.forEach((result, index) => {
+      expect(result.context?.summary.split('\n')).toContain(marks[index]);
+    });
   });
 
-  it('serializes updates of one session inside a store', async () => {
+  it('one folder at a time inside a store: concurrent updates share extractions', async () => {
     let running = 0;
     let maxRunning = 0;
     const store = new SessionContextStore({
@@ -242,7 +241,9 @@ describe('concurrency', () => {
           maxRunning = Math.max(maxRunning, running);
           await new Promise((resolve) => setTimeout(resolve, 2));
           running -= 1;
-          return { summary: `${request.previous?.summary ?? ''}+` };
+          return {
+            summary: `${request.previous?.summary ?? ''}${'+'.repeat(request.messages.length)}`,
+          };
         },
       }),
       config: { maxConflictRetries: 0 },
@@ -252,6 +253,65 @@ describe('concurrency', () => {
     );
     expect(maxRunning).toBe(1);
     expect((await store.get('x'))?.summary).toBe('++++++++++');
+  });
+
+  it('the same turn id submitted twice is folded once', async () => {
+    const extractor = appendingExtractor(0);
+    const store = new SessionContextStore({ repository: createMemoryRepository(), extractor });
+    const turn = { sessionId: 's', turnId: 'request-7', messages: [user('pay the invoice')] };
+    const [first, second] = await Promise.all([store.update(turn), store.update(turn)]);
+    await store.update(turn);
+    expect(first.turnId).toBe('request-7');
+    expect(second.turnId).toBe('request-7');
+    expect((await store.get('s'))?.summary).toBe('pay the invoice');
+    expect(extractor.requests).toHaveLength(1);
+  });
+
+  it('update waits for the folder that holds the lease instead of extracting again', async () => {
+    const repository = createMemoryRepository();
+    const extractor = appendingExtractor(0);
+    const store = new SessionContextStore({ repository, extractor });
+    await repository.acquireLease?.('s', { holder: 'another-instance', ttlMs: 60_000 });
+    const waiting = store.update({ sessionId: 's', messages: [user('mine')] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(extractor.requests).toHaveLength(0);
+    // The other instance folds the turn (as a fold does: snapshot and folded turns in one save).
+    const [pending] = await store.pendingTurns('s');
+    const now = new Date();
+    await repository.save(
+      {
+        sessionId: 's',
+        userId: null,
+        summary: 'folded elsewhere',
+        goal: null,
+        plan: null,
+        progress: null,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+      },
+      { expectedVersion: null, foldedTurnIds: [pending?.turnId as string] },
+    );
+    const result = await waiting;
+    expect(result.context?.summary).toBe('folded elsewhere');
+    expect(result.usage).toBeUndefined();
+    expect(extractor.requests).toHaveLength(0);
+  });
+
+  it("a crashed folder's lease lapses and the waiting update takes over", async () => {
+    const repository = createMemoryRepository();
+    const extractor = appendingExtractor(0);
+    const store = new SessionContextStore({
+      repository,
+      extractor,
+      config: { fold: { leaseTtlMs: 150 } },
+    });
+    await repository.acquireLease?.('s', { holder: 'crashed-instance', ttlMs: 150 });
+    const started = Date.now();
+    const result = await store.update({ sessionId: 's', messages: [user('mine')] });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    expect(result.context?.summary).toBe('mine');
+    expect(extractor.requests).toHaveLength(1);
   });
 });
 
@@ -452,28 +512,30 @@ describe('ownership', () => {
   });
 });
 
-describe('background mode', () => {
-  it('returns before the update runs; flush waits for it', async () => {
+describe('background mode (the turn log)', () => {
+  it('resolves once the turn is recorded; flush waits for the fold', async () => {
     const repository = createMemoryRepository();
     const store = new SessionContextStore({
       repository,
       extractor: createScriptedExtractor({ fallback: { summary: 'S' }, delayMs: 30 }),
     });
-    store.schedule({ sessionId: 's', messages: [user('hi')] });
+    const { turnId } = await store.schedule({ sessionId: 's', messages: [user('hi')] });
     expect(await repository.get('s')).toBeNull();
+    expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual([turnId]);
     await store.flush();
     expect((await repository.get('s'))?.summary).toBe('S');
+    expect(await store.pendingTurns('s')).toEqual([]);
   });
 
-  it('rejects invalid input synchronously', () => {
+  it('rejects invalid input, recording nothing', async () => {
     const store = new SessionContextStore({
       repository: createMemoryRepository(),
       extractor: createScriptedExtractor(),
     });
-    expect(() => store.schedule({ sessionId: '', messages: [] })).toThrow(/sessionId/);
+    await expect(store.schedule({ sessionId: '', messages: [] })).rejects.toThrow(/sessionId/);
   });
 
-  it('merges turns scheduled while an update runs into one extraction', async () => {
+  it('merges turns recorded while a fold runs into one extraction', async () => {
     const extractor = createScriptedExtractor({
       fallback: (request) => ({
         summary: `${request.previous?.summary ?? ''}[${request.messages.map((m) => m.content).join(',')}]`,
@@ -481,11 +543,11 @@ describe('background mode', () => {
       delayMs: 20,
     });
     const store = new SessionContextStore({ repository: createMemoryRepository(), extractor });
-    store.schedule({ sessionId: 's', messages: [user('1')] });
+    await store.schedule({ sessionId: 's', messages: [user('1')] });
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(extractor.requests).toHaveLength(1);
-    store.schedule({ sessionId: 's', messages: [user('2')] });
-    store.schedule({ sessionId: 's', messages: [user('3')] });
+    await store.schedule({ sessionId: 's', messages: [user('2')] });
+    await store.schedule({ sessionId: 's', messages: [user('3')] });
     await store.flush();
     expect(extractor.requests).toHaveLength(2);
     expect((await store.get('s'))?.summary).toBe('[1][2,3]');
@@ -507,7 +569,7 @@ describe('background mode', () => {
         onEvent: (event) => events.push(event),
       },
     });
-    store.schedule({ sessionId: 's', messages: [user('hi')] });
+    await store.schedule({ sessionId: 's', messages: [user('hi')] });
     await new Promise((resolve) => setTimeout(resolve, 200));
     await store.flush();
     expect((await store.get('s'))?.summary).toBe('Recovered.');
@@ -516,10 +578,10 @@ describe('background mode', () => {
       { attempt: 1, willRetry: true, retryInMs: 40 },
       { attempt: 2, willRetry: true, retryInMs: 10 },
     ]);
-    expect(events.at(-1)).toMatchObject({ type: 'updated', background: true });
+    expect(events.at(-1)).toMatchObject({ type: 'updated', background: true, turns: 1 });
   });
 
-  it('carries the messages of a finally failed update into the next update', async () => {
+  it('a finally failed fold leaves the turns in the log; the next update folds them first', async () => {
     const events: SessionContextEvent[] = [];
     const extractor = createScriptedExtractor({
       replies: [
@@ -536,126 +598,152 @@ describe('background mode', () => {
         onEvent: (event) => events.push(event),
       },
     });
-    store.schedule({ sessionId: 's', messages: [user('turn one'), assistant('reply one')] });
+    await store.schedule({ sessionId: 's', messages: [user('turn one'), assistant('reply one')] });
     await store.flush();
     expect(await store.get('s')).toBeNull();
-    expect(store.carriedMessages().get('s')).toBe(2);
+    expect(await store.pendingTurns('s')).toHaveLength(1);
     expect(events.filter((event) => event.type === 'failed').at(-1)).toMatchObject({
       willRetry: false,
-      carriedMessages: 2,
     });
     const result = await store.update({ sessionId: 's', messages: [user('turn two')] });
     expect(result.context?.summary).toBe('turn one reply one turn two');
-    expect(store.carriedMessages().size).toBe(0);
+    expect(await store.pendingTurns('s')).toEqual([]);
   });
 
-  it('does not hold the session while a background update waits to retry', async () => {
+  it('a big turn is never cut: pending input over the budget is folded in several extractions, oldest first', async () => {
     const extractor = createScriptedExtractor({
-      replies: [new ExtractionError('server_error', 'down')],
-      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
+      fallback: (request) => ({
+        summary: [request.previous?.summary ?? '', `${request.messages.length} msgs`]
+          .filter(Boolean)
+          .join(' / '),
+      }),
     });
     const store = new SessionContextStore({
       repository: createMemoryRepository(),
       extractor,
-      config: { background: { initialDelayMs: 60_000, maxDelayMs: 60_000 }, onEvent: () => {} },
+      config: { fold: { maxInputChars: 1_000 } },
     });
-    store.schedule({ sessionId: 's', messages: [user('queued turn')] });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(store.carriedMessages().get('s')).toBe(1);
-    const started = Date.now();
-    const result = await store.update({ sessionId: 's', messages: [user('direct turn')] });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(result.context?.summary).toBe('queued turn direct turn');
+    const long = 'x'.repeat(600);
+    for (let index = 0; index < 3; index += 1) {
+      await store.schedule({ sessionId: 's', messages: [user(`${index}${long}`)] });
+    }
+    await store.schedule({
+      sessionId: 's',
+      messages: Array.from({ length: 500 }, () => user('y')),
+    });
     await store.flush();
-    expect(extractor.requests).toHaveLength(2);
-    expect((await store.get('s'))?.version).toBe(1);
+    expect(extractor.requests.map((request) => request.messages.length)).toEqual([1, 1, 1, 500]);
+    expect(extractor.requests.map((request) => request.messages[0]?.content.slice(0, 1))).toEqual([
+      '0',
+      '1',
+      '2',
+      'y',
+    ]);
+    expect(extractor.requests[0]?.messages[0]?.content).toHaveLength(601);
+    expect((await store.get('s'))?.version).toBe(4);
   });
 
-  it('a delete drops scheduled turns of the session instead of writing them back', async () => {
+  it('a delete drops pending turns of the session instead of folding them', async () => {
     const repository = createMemoryRepository();
     const store = new SessionContextStore({
       repository,
       extractor: createScriptedExtractor({ fallback: { summary: 'S' }, delayMs: 30 }),
     });
-    store.schedule({ sessionId: 's', messages: [user('one')] });
+    await store.schedule({ sessionId: 's', messages: [user('one')] });
     await new Promise((resolve) => setTimeout(resolve, 5));
-    store.schedule({ sessionId: 's', messages: [user('two')] });
-    store.schedule({ sessionId: 't', messages: [user('other session')] });
-    expect(await store.delete('s')).toBe(true);
+    await store.schedule({ sessionId: 's', messages: [user('two')] });
+    await store.schedule({ sessionId: 't', messages: [user('other session')] });
+    await store.delete('s');
     await store.flush();
-    expect(await repository.get('s')).toBeNull();
+    expect(await store.pendingTurns('s')).toEqual([]);
     expect((await repository.get('t'))?.version).toBe(1);
   });
 
-  it("never carries one user's messages into another user's update", async () => {
-    const extractor = createScriptedExtractor({
-      replies: [new ExtractionError('server_error', 'down')],
-      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
-    });
-    const store = new SessionContextStore({
-      repository: createMemoryRepository(),
-      extractor,
-      config: { background: { maxAttempts: 1 }, onEvent: () => {} },
-    });
-    store.schedule({ sessionId: 's', userId: 'bob', messages: [user('bob secret')] });
-    await store.flush();
-    expect(store.carriedMessages().get('s')).toBe(1);
-    const alice = await store.update({
-      sessionId: 's',
-      userId: 'alice',
-      messages: [user('hello')],
-    });
-    expect(alice.context?.summary).toBe('hello');
-    expect(store.carriedMessages().get('s')).toBe(1);
-    // Bob can never write to Alice's session: his next attempt is refused and his turns let go.
-    expect(
-      await codeOf(store.update({ sessionId: 's', userId: 'bob', messages: [user('x')] })),
-    ).toBe('OWNERSHIP_MISMATCH');
-    expect(store.carriedMessages().has('s')).toBe(false);
-  });
-
-  it('bounds carried messages, dropping the oldest with an event', async () => {
-    const events: SessionContextEvent[] = [];
-    const store = new SessionContextStore({
-      repository: createMemoryRepository(),
-      extractor: createScriptedExtractor({
-        fallback: new ExtractionError('server_error', 'down'),
-      }),
-      config: {
-        background: { maxAttempts: 1, maxCarriedMessages: 3 },
-        onEvent: (event) => events.push(event),
-      },
-    });
-    store.schedule({ sessionId: 's', messages: [user('a'), user('b')] });
-    await store.flush();
-    store.schedule({ sessionId: 's', messages: [user('c'), user('d')] });
-    await store.flush();
-    expect(store.carriedMessages().get('s')).toBe(3);
-    expect(events).toContainEqual({
-      type: 'messages-dropped',
-      sessionId: 's',
-      count: 1,
-      reason: 'carry-limit',
-    });
-  });
-
-  it('drops, with an event, turns refused for ownership', async () => {
-    const events: SessionContextEvent[] = [];
+  it("refuses a turn for another user's session before recording it", async () => {
     const store = new SessionContextStore({
       repository: createMemoryRepository(),
       extractor: createScriptedExtractor({ fallback: { summary: 'S' } }),
-      config: { onEvent: (event) => events.push(event) },
     });
     await store.update({ sessionId: 's', userId: 'alice', messages: [user('x')] });
-    store.schedule({ sessionId: 's', userId: 'mallory', messages: [user('y')] });
-    await store.flush();
-    expect(store.carriedMessages().size).toBe(0);
-    expect(events.at(-1)).toEqual({
+    expect(
+      await codeOf(store.schedule({ sessionId: 's', userId: 'mallory', messages: [user('y')] })),
+    ).toBe('OWNERSHIP_MISMATCH');
+    expect(await store.pendingTurns('s')).toEqual([]);
+  });
+
+  it('lets go, with an event, turns of a user who lost the session before they were folded', async () => {
+    const events: SessionContextEvent[] = [];
+    const repository = createMemoryRepository();
+    const extractor = createScriptedExtractor({
+      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
+    });
+    const store = new SessionContextStore({
+      repository,
+      extractor,
+      config: { onEvent: (event) => events.push(event) },
+    });
+    // Two turns are pending: Alice's creates the session, Bob's can never be applied to it.
+    await repository.recordTurn?.('s', { turnId: 'a', userId: 'alice', messages: [user('alice')] });
+    await repository.recordTurn?.('s', {
+      turnId: 'b',
+      userId: 'bob',
+      messages: [user('bob secret')],
+    });
+    expect(await store.drain()).toEqual({ sessions: 1, turns: 2 });
+    expect((await store.get('s'))?.summary).toBe('alice');
+    expect(extractor.requests.flatMap((request) => request.messages.map((m) => m.content))).toEqual(
+      ['alice'],
+    );
+    expect(events).toContainEqual({
       type: 'messages-dropped',
       sessionId: 's',
       count: 1,
       reason: 'rejected',
     });
+  });
+
+  it('drain folds what a crashed instance recorded and never folded, exactly once', async () => {
+    const repository = createMemoryRepository();
+    // A process recorded two turns and died before folding them; it still held a's lease.
+    await repository.recordTurn?.('a', { turnId: 'a1', userId: null, messages: [user('one')] });
+    await repository.recordTurn?.('b', { turnId: 'b1', userId: null, messages: [user('two')] });
+    await repository.acquireLease?.('a', { holder: 'dead-process', ttlMs: 100 });
+    const extractor = createScriptedExtractor({
+      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' ') }),
+    });
+    const survivor = new SessionContextStore({ repository, extractor });
+    expect(await survivor.drain()).toEqual({ sessions: 1, turns: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await survivor.drain()).toEqual({ sessions: 1, turns: 1 });
+    expect(await survivor.drain()).toEqual({ sessions: 0, turns: 0 });
+    expect((await survivor.get('a'))?.summary).toBe('one');
+    expect((await survivor.get('b'))?.summary).toBe('two');
+    expect(extractor.requests).toHaveLength(2);
+  });
+
+  it('drain leaves turns younger than olderThanMs to their own instance', async () => {
+    const repository = createMemoryRepository();
+    await repository.recordTurn?.('c', { turnId: 'c1', userId: null, messages: [user('fresh')] });
+    const store = new SessionContextStore({
+      repository,
+      extractor: createScriptedExtractor({ fallback: { summary: 'S' } }),
+    });
+    expect(await store.drain({ olderThanMs: 60_000 })).toEqual({ sessions: 0, turns: 0 });
+    expect(await store.drain({ olderThanMs: 0 })).toEqual({ sessions: 1, turns: 1 });
+  });
+
+  it('close flushes, then refuses every call', async () => {
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor: createScriptedExtractor({ fallback: { summary: 'S' }, delayMs: 20 }),
+    });
+    await store.schedule({ sessionId: 's', messages: [user('hi')] });
+    await store.close();
+    await store.close();
+    expect(await codeOf(store.get('s'))).toBe('CLOSED');
+    expect(await codeOf(store.schedule({ sessionId: 's', messages: [user('x')] }))).toBe('CLOSED');
+    expect(await codeOf(store.update({ sessionId: 's', messages: [user('x')] }))).toBe('CLOSED');
+    expect(await codeOf(store.drain())).toBe('CLOSED');
   });
 });
 

@@ -1,8 +1,10 @@
 import { type SessionContext, StorageError } from '@ctx/core';
 import type { ContextDriver, RepositorySettings } from '@ctx/core/adapter';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { integer, text } from './mysql-columns.js';
 import { classifyError, isRetryableConflict } from './mysql-errors.js';
 import { ensureSchema, type MysqlMigrationResult, type MysqlTableNames } from './mysql-schema.js';
+import { createMysqlTurnLog, type MysqlTransaction } from './mysql-turn-log.js';
 
 /** The MySQL driver, plus the explicit migration its repository exposes. */
 export interface MysqlDriver extends ContextDriver {
@@ -33,11 +35,6 @@ interface StateRow extends RowDataPacket {
   expires_at: number | string | null;
 }
 
-/** BIGINT columns arrive as numbers or strings depending on the pool's supportBigNumbers. */
-const integer = (value: unknown): number => Number(value);
-/** VARBINARY columns arrive as Buffers of UTF-8. */
-const text = (value: unknown): string =>
-  Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 const steps = (value: string[] | null): string | null =>
   value === null ? null : JSON.stringify(value);
 
@@ -63,7 +60,9 @@ const isLive = (row: StateRow, now: number): boolean =>
  * READ COMMITTED so that no statement takes gap locks (two creates of one new id would otherwise
  * deadlock on the gap, and history inserts would wait on each other's ranges). The row is locked
  * with `SELECT … FOR UPDATE` before anything is decided; a create that races another create of a
- * new id gets a duplicate key and is retried once, and then sees the winner.
+ * new id gets a duplicate key and is retried once, and then sees the winner. The turn log (see
+ * `createMysqlTurnLog`) adds one lock per session, taken before the session row by every
+ * transaction that changes the session's turns.
  */
 export function createMysqlDriver(
   pool: Pool,
@@ -77,7 +76,7 @@ export function createMysqlDriver(
   let schema: Promise<MysqlMigrationResult> | undefined;
   let closed = false;
 
-  const transaction = async <T>(body: (connection: PoolConnection) => Promise<T>): Promise<T> => {
+  const transaction: MysqlTransaction = async (body) => {
     for (let attempt = 1; ; attempt += 1) {
       const connection = await pool.getConnection();
       let open = false;
@@ -116,11 +115,13 @@ export function createMysqlDriver(
     return rows[0];
   };
 
+  const turnLog = createMysqlTurnLog(pool, names, transaction);
+
   return {
     // The spec this driver was written against, not the installed core's: a mismatch must fail.
     specVersion: 1,
     name: 'MySQL',
-    supports: { ttl: true, history: true },
+    supports: { ttl: true, history: true, turnLog: true },
 
     init() {
       schema ??= ensureSchema(pool, names, { migrate: settings.migrate, now: settings.now() });
@@ -151,11 +152,12 @@ export function createMysqlDriver(
       return rows[0] ? decode(rows[0]) : null;
     },
 
-    async write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
-      if (expectedVersion !== null && historyLimit === 0) {
-        // The common case, an update without history, is one autocommit statement: the row lock
-        // of the UPDATE makes the version check and the write atomic. Only a refusal reads the
-        // state it reports.
+    async write({ snapshot, expectedVersion, now, expiresAt, historyLimit, foldedTurnIds }) {
+      const folds = foldedTurnIds.length > 0;
+      if (expectedVersion !== null && historyLimit === 0 && !folds) {
+        // The common case, an update without history or fold, is one autocommit statement: the
+        // row lock of the UPDATE makes the version check and the write atomic. Only a refusal
+        // reads the state it reports.
         const [result] = await pool.query<ResultSetHeader>(
           `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ? WHERE session_id = ? AND version = ? AND ${LIVE}`,
           [
@@ -181,6 +183,9 @@ export function createMysqlDriver(
         return { written: false, currentVersion: rows[0] ? integer(rows[0].version) : null };
       }
       return transaction(async (connection) => {
+        // The log's lock first, as remove() takes it: a delete that finds no session cannot then
+        // drop the turns this fold marks.
+        if (folds) await turnLog.lock(connection, snapshot.sessionId);
         const row = await lockRow(connection, snapshot.sessionId);
         const live = row !== undefined && isLive(row, now);
         const currentVersion = live ? integer(row.version) : null;
@@ -224,14 +229,25 @@ export function createMysqlDriver(
             ]);
           }
         }
+        // Only a write that succeeds folds: a refused one returned above.
+        if (folds) await turnLog.fold(connection, snapshot.sessionId, foldedTurnIds, now);
         return { written: true, version };
       });
     },
 
     remove({ sessionId, userId, expectedVersion, now }) {
       return transaction(async (connection) => {
+        // Taken before the session row, in the order every turn-log transaction takes them.
+        await turnLog.lock(connection, sessionId);
         const row = await lockRow(connection, sessionId);
-        if (row === undefined || !isLive(row, now)) return { status: 'absent' };
+        if (row === undefined || !isLive(row, now)) {
+          // Turns recorded for a session that has no live snapshot go with an unconditional
+          // (trusted) delete; a delete on behalf of a user must not drop turns others sent.
+          if (userId === undefined && expectedVersion === undefined) {
+            await turnLog.drop(connection, sessionId);
+          }
+          return { status: 'absent' };
+        }
         const owner = row.user_id === null ? null : text(row.user_id);
         if (userId !== undefined && owner !== null && owner !== userId) {
           return { status: 'owner-mismatch' };
@@ -245,6 +261,7 @@ export function createMysqlDriver(
           [now, sessionId],
         );
         await connection.query(`DELETE FROM ${history} WHERE session_id = ?`, [sessionId]);
+        await turnLog.drop(connection, sessionId);
         return { status: 'removed' };
       });
     },
@@ -295,6 +312,7 @@ export function createMysqlDriver(
         );
         deleted = result.affectedRows;
       }
+      await turnLog.purge({ now, tombstonesBefore });
       return purged;
     },
 
@@ -316,6 +334,8 @@ export function createMysqlDriver(
       }
       return versions;
     },
+
+    ...turnLog.members,
 
     classifyError,
 

@@ -1,3 +1,4 @@
+import type { TurnLog } from '@ctx/core';
 import {
   assertValidTableName,
   createDriverRepository,
@@ -17,8 +18,9 @@ const BACKEND = 'MySQL';
 /** Options of {@link createMysqlRepository} shared by the URL and the pool forms. */
 export interface MysqlRepositoryCommonOptions extends RepositoryOptions {
   /**
-   * The session table; its history table is `<tableName>_history`, and the schema version of
-   * every ctx table is recorded in `ctx_meta`. 1–48 lower-case letters, digits or underscores.
+   * The session table; the tables named after it are `<tableName>_history`, `<tableName>_turns`
+   * (the turn log) and `<tableName>_leases`, and the schema version of every ctx table is recorded
+   * in `ctx_meta`. 1–48 lower-case letters, digits or underscores.
    * @default 'ctx_sessions'
    */
   tableName?: string;
@@ -50,8 +52,11 @@ export interface MysqlRepositoryPoolOptions extends MysqlRepositoryCommonOptions
 /** Options of {@link createMysqlRepository}: exactly one of `url` or `pool`. */
 export type MysqlRepositoryOptions = MysqlRepositoryUrlOptions | MysqlRepositoryPoolOptions;
 
-/** A MySQL/MariaDB `ContextRepository` with TTL, history, tombstones and explicit migrations. */
-export interface MysqlRepository extends DriverRepository {
+/**
+ * A MySQL/MariaDB `ContextRepository` with TTL, history, tombstones, explicit migrations and the
+ * turn log, so the {@link TurnLog} members are always present.
+ */
+export interface MysqlRepository extends Omit<DriverRepository, keyof TurnLog>, TurnLog {
   /** The session table's name. */
   readonly tableName: string;
   /**
@@ -100,8 +105,10 @@ function toPool(options: MysqlRepositoryOptions): { pool: Pool; ownsPool: boolea
 /**
  * A `ContextRepository` on MySQL 5.7+/8 or MariaDB 10.3+ (InnoDB) through `mysql2`: atomic
  * compare-and-set writes and conditional deletes across any number of processes, tombstones that
- * keep versions counting across delete and expiry, TTL, history, keyset listing. Builds no
- * connection until the first call, which also creates or checks the tables (`migrate`).
+ * keep versions counting across delete and expiry, TTL, history, keyset listing, and the turn log
+ * (records idempotent by turn id and bounded by `maxPendingTurns`, folds in the compare-and-set,
+ * session leases). Builds no connection until the first call, which also creates or checks the
+ * tables (`migrate`).
  *
  * @example
  * ```ts
@@ -121,5 +128,5 @@ export function createMysqlRepository(options: MysqlRepositoryOptions): MysqlRep
   }
   const { pool, ownsPool } = toPool(options);
   const driver = createMysqlDriver(pool, tableNamesFor(tableName), settings, { ownsPool });
-  return Object.assign(createDriverRepository(driver, settings), { tableName });
+  return Object.assign(createDriverRepository(driver, settings), { tableName }) as MysqlRepository;
 }

@@ -2,7 +2,7 @@ import { StorageError, ValidationError } from '@ctx/core';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 
 /** The schema version this code reads and writes. A table at a higher version is refused. */
-export const MYSQL_SCHEMA_VERSION = 1;
+export const MYSQL_SCHEMA_VERSION = 2;
 
 /** The table that records, per session table, the schema version it is at. */
 export const MYSQL_META_TABLE = 'ctx_meta';
@@ -21,16 +21,27 @@ export interface MysqlTableNames {
   sessions: string;
   /** The history table: kept versions of live sessions. */
   history: string;
+  /** The turn log: pending turns, and the ids and sequences of folded ones. */
+  turns: string;
+  /** One row per session whose turn log is in use: its lease, and the lock that orders its log. */
+  leases: string;
 }
 
-/** The session table and its history table (`<tableName>_history`). */
+/** The session table and the tables named after it (`<tableName>_history`, `_turns`, `_leases`). */
 export function tableNamesFor(tableName: string): MysqlTableNames {
-  return { sessions: tableName, history: `${tableName}_history` };
+  return {
+    sessions: tableName,
+    history: `${tableName}_history`,
+    turns: `${tableName}_turns`,
+    leases: `${tableName}_leases`,
+  };
 }
 
 interface Migration {
   version: number;
   name: string;
+  /** The tables the migration creates: when one is missing, the schema is below this version. */
+  tables(names: MysqlTableNames): string[];
   statements(names: MysqlTableNames): string[];
 }
 
@@ -44,6 +55,7 @@ const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'create-sessions-and-history',
+    tables: ({ sessions, history }) => [sessions, history],
     statements: ({ sessions, history }) => [
       `CREATE TABLE IF NOT EXISTS \`${sessions}\` (
   session_id VARBINARY(1024) NOT NULL,
@@ -76,6 +88,35 @@ const MIGRATIONS: readonly Migration[] = [
 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  // The sequence is a global AUTO_INCREMENT: it grows within every session, as the log requires.
+  // A folded turn keeps its id, sequence and folded_at (for duplicates) and loses its content.
+  // Index names are per table in MySQL: short ones keep within 64 characters.
+  {
+    version: 2,
+    name: 'create-turns-and-leases',
+    tables: ({ turns, leases }) => [turns, leases],
+    statements: ({ turns, leases }) => [
+      `CREATE TABLE IF NOT EXISTS \`${turns}\` (
+  sequence BIGINT NOT NULL AUTO_INCREMENT,
+  session_id VARBINARY(1024) NOT NULL,
+  turn_id VARBINARY(1024) NOT NULL,
+  user_id VARBINARY(1024) NULL,
+  messages MEDIUMTEXT NULL,
+  recorded_at BIGINT NOT NULL,
+  folded_at BIGINT NULL,
+  PRIMARY KEY (sequence),
+  UNIQUE KEY turn_key (session_id, turn_id),
+  KEY pending_idx (session_id, folded_at, sequence),
+  KEY age_idx (folded_at, recorded_at, session_id)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS \`${leases}\` (
+  session_id VARBINARY(1024) NOT NULL,
+  holder VARBINARY(1024) NULL,
+  expires_at BIGINT NULL,
+  PRIMARY KEY (session_id)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];
 
 type Executor = Pick<Pool, 'query'> | PoolConnection;
@@ -93,16 +134,19 @@ function newerSchema(names: MysqlTableNames, version: number): StorageError {
 interface SchemaState {
   /** The version recorded in the meta table: `null` when the table was never migrated. */
   recorded: number | null;
-  /** The version the tables are really at: 0 when one of them is missing (dropped). */
+  /**
+   * The version the tables are really at: below the recorded one when a table of a migration is
+   * missing (dropped), so that migration runs again.
+   */
   version: number;
-  /** Which of the two tables exist. */
+  /** Which of the ctx tables exist. */
   existing: string[];
 }
 
 async function readState(executor: Executor, names: MysqlTableNames): Promise<SchemaState> {
   const [tables] = await executor.query<RowDataPacket[]>(
-    'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)',
-    [names.sessions, names.history],
+    'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?)',
+    [Object.values(names)],
   );
   const existing = tables.map((row) => String(row.name));
   let recorded: number | null;
@@ -123,7 +167,13 @@ async function readState(executor: Executor, names: MysqlTableNames): Promise<Sc
     recorded = null; // no meta table yet
   }
   if (recorded !== null && recorded > MYSQL_SCHEMA_VERSION) throw newerSchema(names, recorded);
-  return { recorded, version: existing.length === 2 ? (recorded ?? 0) : 0, existing };
+  let version = 0;
+  for (const migration of MIGRATIONS) {
+    if (migration.version > (recorded ?? 0)) break;
+    if (!migration.tables(names).every((table) => existing.includes(table))) break;
+    version = migration.version;
+  }
+  return { recorded, version, existing };
 }
 
 /** Refuses a connection that cannot store what ctx stores. */
@@ -210,7 +260,7 @@ export async function ensureSchema(
         ? 'does not exist'
         : recorded === version
           ? `is at schema version ${version}, older than this code needs (${MYSQL_SCHEMA_VERSION})`
-          : 'or its history table is missing';
+          : 'or one of its tables is missing';
     throw mismatch(
       `The ctx table ${names.sessions} ${state}: run \`ctx migrate\` or \`repository.migrate()\`, or create the repository with migrate: true`,
     );

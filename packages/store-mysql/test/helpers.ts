@@ -15,9 +15,10 @@ export function createTestPool(connectionLimit = 10): Pool {
   return createPool({ uri: MYSQL_URL, connectionLimit });
 }
 
-/** Drops a session table, its history table and its meta row. */
+/** Drops a session table, the tables named after it and its meta row. */
 export async function dropTables(pool: Pool, tableName: string): Promise<void> {
-  await pool.query(`DROP TABLE IF EXISTS \`${tableName}\`, \`${tableName}_history\``);
+  const tables = ['', '_history', '_turns', '_leases'].map((suffix) => `\`${tableName}${suffix}\``);
+  await pool.query(`DROP TABLE IF EXISTS ${tables.join(', ')}`);
   await pool
     .query('DELETE FROM ctx_meta WHERE table_name = ?', [tableName])
     .catch((error: { errno?: number }) => {

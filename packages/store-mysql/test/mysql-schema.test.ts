@@ -10,7 +10,7 @@ import {
 } from '../src/index.js';
 import { createTestPool, dropTables, randomTable } from './helpers.js';
 
-const MIGRATION_NAMES = ['1-create-sessions-and-history'];
+const MIGRATION_NAMES = ['1-create-sessions-and-history', '2-create-turns-and-leases'];
 
 let pool: Pool;
 const pools: Pool[] = [];
@@ -44,6 +44,12 @@ async function errorOf(action: () => Promise<unknown>): Promise<ContextError> {
   }
   throw new Error('expected the call to throw');
 }
+
+const turnInput = () => ({
+  turnId: `turn-${randomTable()}`,
+  userId: null,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+});
 
 async function rows(sql: string, values: unknown[] = []): Promise<RowDataPacket[]> {
   const [result] = await pool.query<RowDataPacket[]>(sql, values);
@@ -105,7 +111,13 @@ describe('migrate()', () => {
     const results = await Promise.all(
       Array.from({ length: 5 }, () => open({ pool: openPool(), tableName }).migrate()),
     );
-    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 1]);
+    expect(results.map((result) => result.applied.length).sort()).toEqual([
+      0,
+      0,
+      0,
+      0,
+      MIGRATION_NAMES.length,
+    ]);
     expect(results.every((result) => result.version === MYSQL_SCHEMA_VERSION)).toBe(true);
   });
 
@@ -129,6 +141,39 @@ describe('migrate()', () => {
   });
 });
 
+describe('upgrades', () => {
+  it('upgrades a version 1 table: only the turn-log migration runs, and sessions stay', async () => {
+    const tableName = freshTable();
+    const saved = await open({ tableName }).save(makeSnapshot(), { expectedVersion: null });
+    // As a database written by version 1 of the schema.
+    await pool.query(`DROP TABLE \`${tableName}_turns\`, \`${tableName}_leases\``);
+    await pool.query('UPDATE ctx_meta SET schema_version = 1 WHERE table_name = ?', [tableName]);
+    const checking = open({ tableName, migrate: false });
+    const error = await errorOf(() => checking.get(saved.sessionId));
+    expect(error.code).toBe('SCHEMA_MISMATCH');
+    expect(error.message).toContain('schema version 1, older');
+    const upgrading = open({ tableName });
+    expect(await upgrading.get(saved.sessionId)).toEqual(saved);
+    expect(await upgrading.recordTurn(saved.sessionId, turnInput())).toMatchObject({
+      duplicate: false,
+    });
+    expect(
+      await rows('SELECT schema_version FROM ctx_meta WHERE table_name = ?', [tableName]),
+    ).toEqual([{ schema_version: MYSQL_SCHEMA_VERSION }]);
+    expect(await open({ tableName, migrate: false }).get(saved.sessionId)).toEqual(saved);
+  });
+
+  it('a dropped turn-log table is SCHEMA_MISMATCH until migrate() creates it again', async () => {
+    const tableName = freshTable();
+    await open({ tableName }).migrate();
+    await pool.query(`DROP TABLE \`${tableName}_leases\``);
+    const checking = open({ tableName, migrate: false });
+    expect((await errorOf(() => checking.get('any'))).message).toContain('missing');
+    expect((await open({ tableName }).migrate()).applied).toEqual(MIGRATION_NAMES.slice(1));
+    expect(await checking.get('any')).toBeNull();
+  });
+});
+
 describe('schema checks', () => {
   it('refuses a table newer than this code with SCHEMA_MISMATCH, migrating or not', async () => {
     const tableName = freshTable();
@@ -147,7 +192,7 @@ describe('schema checks', () => {
   });
 
   it('refuses a name taken by a table ctx did not create, and leaves it alone', async () => {
-    for (const taken of ['', '_history']) {
+    for (const taken of ['', '_history', '_turns', '_leases']) {
       const tableName = freshTable();
       await pool.query(`CREATE TABLE \`${tableName}${taken}\` (id INT PRIMARY KEY)`);
       const repository = open({ tableName });

@@ -12,7 +12,8 @@ export type SqlRunner = (sql: string, params?: unknown[]) => Promise<Row[]>;
 /**
  * The part of a `pg` `Pool` the repository uses: `pool.query` for every statement (it checks a
  * connection out, listens for its errors while it holds it, and destroys it when it failed) and
- * `pool.connect` for a migration's transaction. A `pg.Pool` (or a compatible pool) fits.
+ * `pool.connect` for a transaction (migrations, a turn's record). A `pg.Pool` (or a compatible
+ * pool) fits.
  */
 export interface PostgresPool {
   query(config: { text: string; values?: unknown[]; name?: string }): Promise<{ rows: Row[] }>;
@@ -32,7 +33,11 @@ export interface PostgresPoolClient {
 export interface PostgresClient {
   /** One statement on any pooled connection, in its own implicit transaction. */
   query(sql: string, params: unknown[]): Promise<Row[]>;
-  /** Runs `body` in one transaction on one connection (migrations). */
+  /**
+   * Runs `body` in one READ COMMITTED transaction on one connection (migrations, and a turn's
+   * record). Always READ COMMITTED, whatever the server's or the DataSource's default: the bodies
+   * take an advisory lock and then read, which needs the fresh snapshot each statement gets there.
+   */
   transaction<T>(body: (query: SqlRunner) => Promise<T>): Promise<T>;
   /** Waits for the statements already sent, then ends the pool if this client created it. */
   close(): Promise<void>;
@@ -111,7 +116,7 @@ export function createPoolClient(
         connection.on('error', ignore);
         let broken: Error | undefined;
         try {
-          await connection.query('BEGIN');
+          await connection.query('BEGIN ISOLATION LEVEL READ COMMITTED');
           try {
             const result = await body(
               async (sql, params) => (await connection.query(sql, params)).rows,
@@ -143,8 +148,8 @@ export function createPoolClient(
 
 /**
  * A client on a TypeORM `DataSource`, through its public API only: `dataSource.query` for each
- * statement and `dataSource.transaction` for migrations. TypeORM's logger and query subscribers
- * see every statement. The DataSource is never initialized or destroyed here.
+ * statement and `dataSource.transaction` for migrations and a turn's record. TypeORM's logger and
+ * query subscribers see every statement. The DataSource is never initialized or destroyed here.
  */
 export function createDataSourceClient(dataSource: DataSource): PostgresClient {
   const tracker = createTracker();
@@ -168,7 +173,7 @@ export function createDataSourceClient(dataSource: DataSource): PostgresClient {
     transaction: (body) =>
       tracker.run(async () => {
         assertInitialized();
-        return dataSource.transaction((manager) =>
+        return dataSource.transaction('READ COMMITTED', (manager) =>
           body(async (sql, params) => (await manager.query(sql, params)) as Row[]),
         );
       }),

@@ -15,6 +15,7 @@ import {
 } from './postgres-migrations.js';
 import type { TableNames } from './postgres-schema.js';
 import { buildStatements, toSnapshot, writeParams } from './postgres-sql.js';
+import { buildTurnLogStatements, toDriverTurn } from './postgres-turn-log.js';
 
 /** A {@link ContextDriver} on PostgreSQL, plus the explicit migration the repository exposes. */
 export interface PostgresDriver extends ContextDriver {
@@ -26,10 +27,15 @@ export interface PostgresDriver extends ContextDriver {
 // between (deleted, expired), the create is tried again rather than reporting no version.
 const CREATE_ATTEMPTS = 3;
 
+const nullableNumber = (value: unknown): number | null =>
+  value === null || value === undefined ? null : Number(value);
+
 /**
  * The PostgreSQL driver: every operation is one statement through `client` (a `pg` pool or a
- * TypeORM DataSource), and every write is an atomic conditional statement. Time comes from the
- * repository's clock (`now` in each request), never from the database server's.
+ * TypeORM DataSource), and every write is an atomic conditional statement; a fold is part of its
+ * compare-and-set statement. The exceptions: recording a turn is one transaction (a per-session
+ * advisory lock, then one statement), and a purge runs a second statement for the turn log. Time
+ * comes from the repository's clock (`now` in each request), never from the database server's.
  */
 export function createPostgresDriver(
   client: PostgresClient,
@@ -37,13 +43,14 @@ export function createPostgresDriver(
   settings: RepositorySettings,
 ): PostgresDriver {
   const statements = buildStatements(names, settings.historyLimit);
+  const turnLog = buildTurnLogStatements(names);
 
   const migrate = () => runPostgresMigrations(client, names);
 
   return {
     specVersion: DRIVER_SPEC_VERSION,
     name: 'PostgreSQL',
-    supports: { ttl: true, history: true },
+    supports: { ttl: true, history: true, turnLog: true },
     migrate,
 
     async init() {
@@ -67,22 +74,24 @@ export function createPostgresDriver(
       return rows[0] ? toSnapshot(rows[0]) : null;
     },
 
-    async write({ snapshot, expectedVersion, now, expiresAt }) {
+    async write({ snapshot, expectedVersion, now, expiresAt, foldedTurnIds }) {
       const params = writeParams(snapshot, expiresAt, now);
+      const folding = foldedTurnIds.length > 0;
       if (expectedVersion !== null) {
         params.push(expectedVersion);
-        const [row] = await client.query(statements.update, params);
-        if (row?.version !== null && row?.version !== undefined) {
-          return { written: true, version: Number(row.version) };
-        }
-        const current = row?.current_version;
-        return {
-          written: false,
-          currentVersion: current === null || current === undefined ? null : Number(current),
-        };
+        if (folding) params.push(foldedTurnIds);
+        const [row] = await client.query(
+          folding ? statements.updateFolding : statements.update,
+          params,
+        );
+        const version = nullableNumber(row?.version);
+        if (version !== null) return { written: true, version };
+        return { written: false, currentVersion: nullableNumber(row?.current_version) };
       }
+      if (folding) params.push(foldedTurnIds);
+      const create = folding ? statements.createFolding : statements.create;
       for (let attempt = 1; ; attempt += 1) {
-        const [row] = await client.query(statements.create, params);
+        const [row] = await client.query(create, params);
         if (row) return { written: true, version: Number(row.version) };
         const [live] = await client.query(statements.liveVersion, [snapshot.sessionId, now]);
         if (live) return { written: false, currentVersion: Number(live.version) };
@@ -117,12 +126,54 @@ export function createPostgresDriver(
 
     async purge({ now, tombstonesBefore }) {
       const [row] = await client.query(statements.purge, [now, tombstonesBefore]);
+      // Forgetting folded turn ids and lapsed leases needs no atomicity with the above, and as
+      // a statement of its own it holds no session row while it deletes turns.
+      await client.query(turnLog.forget, [now, tombstonesBefore]);
       return Number(row?.purged ?? 0);
     },
 
     async history({ sessionId, limit, historyLimit, now }) {
       const rows = await client.query(statements.history, [sessionId, limit, historyLimit, now]);
       return rows.map(toSnapshot);
+    },
+
+    recordTurn({ sessionId, turn, now, maxPending }) {
+      const params = [
+        sessionId,
+        turn.turnId,
+        turn.userId,
+        JSON.stringify(turn.messages),
+        now,
+        maxPending,
+      ];
+      return client.transaction(async (query) => {
+        await query(turnLog.lock, [sessionId]);
+        const [row] = await query(turnLog.record, params);
+        const duplicate = nullableNumber(row?.duplicate);
+        if (duplicate !== null) return { status: 'duplicate', sequence: duplicate };
+        const sequence = nullableNumber(row?.sequence);
+        if (sequence !== null) return { status: 'recorded', sequence };
+        return { status: 'full', pending: Number(row?.pending) };
+      });
+    },
+
+    async readPending({ sessionId, limit }) {
+      const rows = await client.query(turnLog.readPending, [sessionId, limit]);
+      return rows.map(toDriverTurn);
+    },
+
+    async lease({ sessionId, holder, ttlMs, now }) {
+      const [row] = await client.query(turnLog.lease, [sessionId, holder, now + ttlMs, now]);
+      return row?.taken === true;
+    },
+
+    async releaseLease({ sessionId, holder }) {
+      await client.query(turnLog.releaseLease, [sessionId, holder]);
+    },
+
+    async pendingSessions({ recordedBefore, limit, now }) {
+      const rows = await client.query(turnLog.pendingSessions, [recordedBefore, limit, now]);
+      return rows.map((row) => String(row.session_id));
     },
 
     classifyError: (error) => classifyPostgresError(error, names.display),

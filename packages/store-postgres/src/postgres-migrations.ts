@@ -8,7 +8,7 @@ import {
 } from './postgres-schema.js';
 
 /** The schema version this code reads and writes. `migrate()` brings a database up to it. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** What {@link PostgresRepository.migrate} did. */
 export interface PostgresMigrationResult {
@@ -99,6 +99,46 @@ const STEPS: readonly MigrationStep[] = [
       await query(`DELETE FROM ${qualifiedTable} WHERE deleted_at IS NOT NULL`);
       await query(`DROP INDEX IF EXISTS "${schema}"."${table}_deleted_idx"`);
       await query(`ALTER TABLE ${qualifiedTable} DROP COLUMN IF EXISTS deleted_at`);
+    },
+  },
+  {
+    // The turn log: turns recorded before they are folded into the snapshot, and one lease per
+    // session. New tables only, so existing sessions, tombstones and history are untouched. A
+    // folded turn keeps its row without messages (`folded_at` set) so its id stays a duplicate.
+    // The identity is global and grows with every turn; any sequence greater than the ones a
+    // session used is what the log needs.
+    version: 3,
+    name: 'AddTurnLog',
+    timestamp: 1811808000000,
+    async up(query, { turns, leases, qualifiedTurns, qualifiedLeases }) {
+      await query(`CREATE TABLE ${qualifiedTurns} (
+        session_id text COLLATE "C" NOT NULL,
+        turn_id text COLLATE "C" NOT NULL,
+        sequence bigint GENERATED ALWAYS AS IDENTITY,
+        user_id text NULL,
+        messages jsonb NULL,
+        recorded_at timestamptz NOT NULL,
+        folded_at timestamptz NULL,
+        CONSTRAINT "${turns}_pkey" PRIMARY KEY (session_id, turn_id),
+        CONSTRAINT "${turns}_messages_check" CHECK (messages IS NOT NULL OR folded_at IS NOT NULL)
+      )`);
+      await query(
+        `CREATE INDEX "${turns}_pending_idx" ON ${qualifiedTurns} (session_id, sequence) WHERE folded_at IS NULL`,
+      );
+      await query(
+        `CREATE INDEX "${turns}_folded_idx" ON ${qualifiedTurns} (folded_at) WHERE folded_at IS NOT NULL`,
+      );
+      await query(`CREATE TABLE ${qualifiedLeases} (
+        session_id text COLLATE "C" NOT NULL,
+        holder text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        CONSTRAINT "${leases}_pkey" PRIMARY KEY (session_id)
+      )`);
+    },
+    async down(query, { qualifiedTurns, qualifiedLeases }) {
+      // Version 2 has no turn log: pending turns not yet folded are lost with it.
+      await query(`DROP TABLE IF EXISTS ${qualifiedLeases}`);
+      await query(`DROP TABLE IF EXISTS ${qualifiedTurns}`);
     },
   },
 ];

@@ -1,3 +1,4 @@
+import type { TurnLog } from '@ctx/core';
 import {
   createDriverRepository,
   type DriverRepository,
@@ -21,8 +22,8 @@ const BACKEND = 'PostgreSQL';
 
 /**
  * Options shared by every way of connecting: the common repository options (`migrate`, `ttlMs`,
- * `historyLimit`, `tombstoneRetentionMs`, `now`) and where the tables live (`schema`,
- * `tableName`).
+ * `historyLimit`, `tombstoneRetentionMs`, `maxPendingTurns`, `now`) and where the tables live
+ * (`schema`, `tableName`).
  *
  * Every time the repository uses (expiry, tombstone age) comes from `now`, the app's clock, not
  * the database server's: keep the clocks of the app instances in sync (NTP).
@@ -108,8 +109,11 @@ export type PostgresRepositoryOptions =
   | PostgresRepositoryUrlOptions
   | PostgresRepositoryDataSourceOptions;
 
-/** A `ContextRepository` on PostgreSQL, with migrations and expiry management. */
-export interface PostgresRepository extends DriverRepository {
+/**
+ * A `ContextRepository` on PostgreSQL, with migrations and expiry management. It always has the
+ * turn log, so the {@link TurnLog} members are always present.
+ */
+export interface PostgresRepository extends Omit<DriverRepository, keyof TurnLog>, TurnLog {
   /** The schema holding the tables. */
   readonly schema: string;
   /** The snapshot table's name (the history table appends `_history`). */
@@ -207,6 +211,11 @@ function connect(options: PostgresRepositoryOptions): PostgresClient {
  * deleted or expired session leaves a tombstone with its last version, so versions of an id never
  * restart and a stale writer can never write into a session re-created under the same id.
  *
+ * The turn log is always on: `recordTurn` appends a turn idempotently (one short transaction
+ * under a per-session advisory lock, so `maxPendingTurns` holds across instances), a `save` with
+ * `foldedTurnIds` marks them folded in its compare-and-set statement, and `acquireLease` takes a
+ * session's lease in one statement.
+ *
  * @example
  * ```ts
  * import pg from 'pg';
@@ -244,8 +253,9 @@ export function createPostgresRepository(options: PostgresRepositoryOptions): Po
   }
   const names = resolveTableNames(options);
   const driver = createPostgresDriver(connect(options), names, settings);
+  // The driver supports the turn log, so the helper added its members.
   return Object.assign(createDriverRepository(driver, settings), {
     schema: names.schema,
     tableName: names.table,
-  });
+  }) as PostgresRepository;
 }

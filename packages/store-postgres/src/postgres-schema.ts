@@ -9,7 +9,8 @@ export { DEFAULT_TABLE_NAME };
 export const MIGRATIONS_TABLE_NAME = 'ctx_migrations';
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
-// Identifiers are cut at 63 bytes; the longest derived name (`<table>_history_session_idx`) adds 20.
+// Identifiers are cut at 63 bytes; the longest derived name (`<table>_history_session_idx`) adds 20
+// (`<table>_turns_sequence_seq`, the turn log's identity sequence, adds 19).
 const MAX_TABLE_NAME_LENGTH = 40;
 
 /** Where the ctx tables live. Both names are plain lower-case SQL identifiers. */
@@ -21,7 +22,8 @@ export interface PostgresTableOptions {
   schema?: string;
   /**
    * Name of the snapshot table, at most 40 characters. The history table is
-   * `<tableName>_history`; indexes are prefixed with it too.
+   * `<tableName>_history`, the turn log's tables are `<tableName>_turns` and `<tableName>_leases`;
+   * indexes are prefixed with them too.
    * @default 'ctx_sessions'
    */
   tableName?: string;
@@ -32,10 +34,18 @@ export interface TableNames {
   schema: string;
   table: string;
   history: string;
+  /** The turn log's turns table, `<table>_turns`. */
+  turns: string;
+  /** The turn log's lease table, `<table>_leases`. */
+  leases: string;
   /** `"schema"."table"` */
   qualifiedTable: string;
   /** `"schema"."table_history"` */
   qualifiedHistory: string;
+  /** `"schema"."table_turns"` */
+  qualifiedTurns: string;
+  /** `"schema"."table_leases"` */
+  qualifiedLeases: string;
   /** `"schema"."ctx_migrations"` */
   qualifiedMigrations: string;
   /** `schema.table`, for messages. */
@@ -69,12 +79,18 @@ export function resolveTableNames(options: PostgresTableOptions = {}): TableName
     );
   }
   const history = `${table}_history`;
+  const turns = `${table}_turns`;
+  const leases = `${table}_leases`;
   return {
     schema,
     table,
     history,
+    turns,
+    leases,
     qualifiedTable: `"${schema}"."${table}"`,
     qualifiedHistory: `"${schema}"."${history}"`,
+    qualifiedTurns: `"${schema}"."${turns}"`,
+    qualifiedLeases: `"${schema}"."${leases}"`,
     qualifiedMigrations: `"${schema}"."${MIGRATIONS_TABLE_NAME}"`,
     display: `${schema}.${table}`,
   };

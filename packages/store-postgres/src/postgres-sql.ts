@@ -10,7 +10,7 @@ import type { TableNames } from './postgres-schema.js';
 // Whole seconds and the millisecond remainder are converted apart: `to_timestamp(ms / 1000.0)`
 // rounds to the wrong millisecond for instants far from 1970 (a float8 cannot hold their
 // microseconds), whole seconds times 10^6 stay exact in a float8 up to year ~20000.
-const at = (parameter: string) =>
+export const at = (parameter: string) =>
   `(to_timestamp((${parameter}::bigint / 1000)::float8) + (${parameter}::bigint % 1000) * interval '1 millisecond')`;
 
 /** A live row (of table `alias`) at time `now`: not a tombstone, not expired. */
@@ -42,7 +42,8 @@ const CONTENT = `user_id = $2::text, summary = $3::text, goal = $4::text, plan =
 /**
  * The statements of one repository, built once from its table names and history setting. Each
  * write is a single statement (data-modifying CTEs), so it is atomic under READ COMMITTED with
- * any number of concurrent writers, and each ends in a SELECT.
+ * any number of concurrent writers, and each ends in a SELECT. A fold and a delete change the
+ * turn log in the same statement; the rest of the turn log is in `postgres-turn-log.ts`.
  */
 export interface Statements {
   /** `$1` session id, `$2` now. */
@@ -52,17 +53,22 @@ export interface Statements {
    * history; returns `version`, or no row when a live session exists. Params: {@link writeParams}.
    */
   create: string;
+  /** {@link create} that also folds the turns whose ids are in `$12` (a text array). */
+  createFolding: string;
   /**
    * Update the live row at version `$12`; returns `version` (null when refused) and
    * `current_version` (the live version it found, locked, null when none). Params:
    * {@link writeParams} plus the expected version.
    */
   update: string;
+  /** {@link update} that also folds the turns whose ids are in `$13` (a text array). */
+  updateFolding: string;
   /** The live version after a refused create. `$1` session id, `$2` now. */
   liveVersion: string;
   /**
    * Tombstone the live row when it matches `$3` (user id or null) and `$4` (version or null);
    * returns the row it locked (`live`, `version`, `user_id`, `removed`), no row when absent.
+   * When it tombstones the row or finds none live, the session's turns and lease go too.
    * `$1` session id, `$2` now.
    */
   remove: string;
@@ -76,7 +82,12 @@ export interface Statements {
 
 /** Builds the SQL for the tables in `names`; `historyLimit > 0` adds the history writes. */
 export function buildStatements(names: TableNames, historyLimit: number): Statements {
-  const { qualifiedTable: table, qualifiedHistory: history } = names;
+  const {
+    qualifiedTable: table,
+    qualifiedHistory: history,
+    qualifiedTurns: turns,
+    qualifiedLeases: leases,
+  } = names;
   const recordHistory =
     historyLimit > 0
       ? `, recorded AS (
@@ -90,14 +101,23 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
           WHERE session_id IN (SELECT session_id FROM written) AND version <= $9::bigint - ${historyLimit}
         )`
       : '';
-  const scans = new Map<string, string>();
+  // A fold is a CTE of the compare-and-set itself: the turns leave the pending log only when the
+  // write happened, in the same statement. Turn rows are locked in turn-id order, as `remove`
+  // locks them, so a fold and a delete racing on one session's turns cannot deadlock.
+  const foldTurns = (turnIds: string) => `, folded AS (
+        UPDATE ${turns} AS f SET messages = NULL, folded_at = ${at('$11')}
+        FROM (
+          SELECT turn_id FROM ${turns}
+          WHERE session_id = $1::text AND turn_id = ANY(${turnIds}::text[]) AND folded_at IS NULL
+            AND EXISTS (SELECT 1 FROM written)
+          ORDER BY turn_id FOR UPDATE
+        ) AS locked
+        WHERE f.session_id = $1::text AND f.turn_id = locked.turn_id
+      )`;
 
-  return {
-    read: `SELECT ${PROJECTION} FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
-
-    // The takeover and the history reset happen in the statement that inserts, so a create over a
-    // tombstone or an expired row is as atomic as one over an absent id.
-    create: `WITH written AS (
+  // The takeover and the history reset happen in the statement that inserts, so a create over a
+  // tombstone or an expired row is as atomic as one over an absent id.
+  const create = (fold: string) => `WITH written AS (
         INSERT INTO ${table} AS t
           (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, expires_at)
         VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb,
@@ -111,21 +131,37 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
         RETURNING t.*
       ), cleared AS (
         DELETE FROM ${history} WHERE session_id IN (SELECT session_id FROM written)
-      )${recordHistory}
-      SELECT version FROM written`,
+      )${recordHistory}${fold}
+      SELECT version FROM written`;
 
-    // `current` locks the row and sees its newest committed version, so the version reported on
-    // a refusal is the one the update was refused against.
-    update: `WITH current AS (
+  // `current` locks the row and sees its newest committed version, so the version reported on
+  // a refusal is the one the update was refused against.
+  const update = (fold: string) => `WITH current AS (
         SELECT version, ${live('$11')} AS live FROM ${table} WHERE session_id = $1::text FOR UPDATE
       ), written AS (
         UPDATE ${table} AS t SET ${CONTENT}, version = $9::bigint
         FROM current
         WHERE t.session_id = $1::text AND current.live AND current.version = $12::bigint
         RETURNING t.*
-      )${trimHistory}${recordHistory}
+      )${trimHistory}${recordHistory}${fold}
       SELECT (SELECT version FROM written) AS version,
-        (SELECT version FROM current WHERE live) AS current_version`,
+        (SELECT version FROM current WHERE live) AS current_version`;
+
+  // A delete that removes the session drops its turn log with it; so does an unconditional
+  // (trusted) delete that finds none live. A delete on behalf of a user never drops turns other
+  // users sent for a session not created yet.
+  const dropsLog =
+    '(EXISTS (SELECT 1 FROM removed) OR ($3::text IS NULL AND $4::bigint IS NULL AND NOT EXISTS (SELECT 1 FROM current WHERE live)))';
+
+  const scans = new Map<string, string>();
+
+  return {
+    read: `SELECT ${PROJECTION} FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
+
+    create: create(''),
+    createFolding: create(foldTurns('$12')),
+    update: update(''),
+    updateFolding: update(foldTurns('$13')),
 
     liveVersion: `SELECT version FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
 
@@ -142,12 +178,21 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
         RETURNING t.session_id
       ), cleared AS (
         DELETE FROM ${history} WHERE session_id IN (SELECT session_id FROM removed)
+      ), dropped AS (
+        DELETE FROM ${turns} AS d USING (
+          SELECT turn_id FROM ${turns} WHERE session_id = $1::text AND ${dropsLog}
+          ORDER BY turn_id FOR UPDATE
+        ) AS locked
+        WHERE d.session_id = $1::text AND d.turn_id = locked.turn_id
+      ), unleased AS (
+        DELETE FROM ${leases} WHERE session_id = $1::text AND ${dropsLog}
       )
       SELECT live, version, user_id, EXISTS (SELECT 1 FROM removed) AS removed FROM current`,
 
     // An expired session's tombstone is dated from when it expired; one that expired before the
     // retention window is forgotten at once (and still counted). History rows of forgotten rows
-    // go with them (ON DELETE CASCADE).
+    // go with them (ON DELETE CASCADE). Old folded turn ids are forgotten by a statement of
+    // their own (the turn log's `forget`); pending turns stay until folded or deleted.
     purge: `WITH expired AS (
         UPDATE ${table} SET ${BLANK}, deleted_at = expires_at, expires_at = NULL
         WHERE deleted_at IS NULL AND expires_at <= ${at('$1')} AND expires_at >= ${at('$2')}

@@ -1,4 +1,4 @@
-import { describeContextRepository } from '@ctx/conformance';
+import { describeContextRepository, type RepositoryFactoryOptions } from '@ctx/conformance';
 import pg from 'pg';
 import { createPostgresRepository } from '../src/index.js';
 import { dropSchema, POSTGRES_URL, randomSchema, readRawRow } from './helpers.js';
@@ -21,14 +21,14 @@ function ready(): Promise<void> {
   return setup;
 }
 
-const open = async (options?: { ttlMs?: number; historyLimit?: number }) => {
+const open = async (options?: RepositoryFactoryOptions) => {
   await ready();
   return createPostgresRepository({ url: POSTGRES_URL, schema, poolSize: 4, ...options });
 };
 
 describeContextRepository({
   name: 'postgres (URL, own pool)',
-  capabilities: { ttl: true, history: true },
+  capabilities: { ttl: true, history: true, turnLog: true },
   createRepository: open,
   createSecondConnection: open,
   readRaw: (sessionId) => readRawRow(raw, schema, sessionId),

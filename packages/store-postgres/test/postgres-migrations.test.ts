@@ -1,5 +1,5 @@
-import { makeSnapshot } from '@ctx/conformance';
-import { ContextError } from '@ctx/core';
+import { makeSnapshot, nextVersion } from '@ctx/conformance';
+import { ContextError, type SessionContext } from '@ctx/core';
 import type { DataSource } from 'typeorm';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -72,7 +72,7 @@ describe('migrate()', () => {
       ),
     );
     expect(results.every((result) => result.version === POSTGRES_SCHEMA_VERSION)).toBe(true);
-    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 2]);
+    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 3]);
     const recorded = await rawRows<{ table_name: string; version: number; name: string }>(
       `SELECT table_name, version, name FROM "${schema}".ctx_migrations ORDER BY version`,
     );
@@ -86,6 +86,11 @@ describe('migrate()', () => {
         table_name: 'ctx_sessions',
         version: 2,
         name: expect.stringMatching(/^CtxAddTombstones_.*_\d{13}$/),
+      },
+      {
+        table_name: 'ctx_sessions',
+        version: 3,
+        name: expect.stringMatching(/^CtxAddTurnLog_.*_\d{13}$/),
       },
     ]);
     const repository = track(createPostgresRepository({ dataSource: sources[0]!, schema }));
@@ -126,7 +131,7 @@ describe('migrate()', () => {
     expect(results.every((page) => page.items.length === 0)).toBe(true);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
   });
 
   it('a database migrated by a newer version is refused by migrate() and by every call', async () => {
@@ -168,8 +173,10 @@ describe('migrate()', () => {
     ).toEqual([
       { table_name: 'team_a_sessions', version: 1 },
       { table_name: 'team_a_sessions', version: 2 },
+      { table_name: 'team_a_sessions', version: 3 },
       { table_name: 'team_b_sessions', version: 1 },
       { table_name: 'team_b_sessions', version: 2 },
+      { table_name: 'team_b_sessions', version: 3 },
     ]);
   });
 });
@@ -205,7 +212,9 @@ describe('upgrade from schema version 1 (the previous release)', () => {
     const stale = track(createPostgresRepository({ dataSource: old, schema, migrate: false }));
     const refused = await errorOf(() => stale.get(live));
     expect(refused.code).toBe('SCHEMA_MISMATCH');
-    expect(refused.message).toContain('schema version 1, this code needs 2');
+    expect(refused.message).toContain(
+      `schema version 1, this code needs ${POSTGRES_SCHEMA_VERSION}`,
+    );
 
     const repository = track(
       createPostgresRepository({ url: POSTGRES_URL, schema, historyLimit: 3 }),
@@ -218,7 +227,7 @@ describe('upgrade from schema version 1 (the previous release)', () => {
     ]);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
     expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
 
     // The expired session of version 1 is taken over at its version + 1.
@@ -236,8 +245,8 @@ describe('upgrade from schema version 1 (the previous release)', () => {
       repository.save({ ...current!, summary: 'stale', version: 4 }, { expectedVersion: 3 }),
     );
     expect(conflict.code).toBe('VERSION_CONFLICT');
-    // TypeORM, given both steps, finds the second one still to run in its own records and
-    // records it without applying it twice.
+    // TypeORM, given every step, finds the later ones still to run in its own records and
+    // records them without applying them twice.
     const upgraded = await openDataSource({
       schema,
       migrationsTableName: 'typeorm_migrations',
@@ -245,11 +254,156 @@ describe('upgrade from schema version 1 (the previous release)', () => {
     });
     expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
       `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
+      `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
     ]);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
     expect(await repository.get(live)).toMatchObject({ version: 4 });
+  });
+});
+
+describe('upgrade from schema version 2 (the previous release)', () => {
+  /** A schema at version 2 exactly as released: the first two steps, run by TypeORM. */
+  async function versionTwo(schema: string) {
+    await rawRows(`CREATE SCHEMA "${schema}"`);
+    const old = await openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: createPostgresMigrations({ schema }).slice(0, 2),
+    });
+    expect(await old.runMigrations()).toHaveLength(2);
+    const table = `"${schema}".ctx_sessions`;
+    const userId = randomId('user');
+    const [live, tombstone, expired] = [randomId('live'), randomId('deleted'), randomId('expired')];
+    // Rows as version 2 wrote them: a live session with history, a tombstone, an expired session.
+    await rawRows(
+      `INSERT INTO ${table} (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, expires_at, deleted_at)
+       VALUES ($1, $4, 'live v3', 'Ship', '["a","b"]', '["a"]', now(), now(), 3, NULL, NULL),
+              ($2, NULL, '', NULL, NULL, NULL, now(), now(), 5, NULL, now()),
+              ($3, $4, 'expired v2', NULL, NULL, NULL, now(), now(), 2, now() - interval '1 minute', NULL)`,
+      [live, tombstone, expired, userId],
+    );
+    await rawRows(
+      `INSERT INTO "${schema}".ctx_sessions_history (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version)
+       VALUES ($1, $2, 'live v2', NULL, NULL, NULL, now(), now(), 2),
+              ($1, $2, 'live v3', 'Ship', '["a","b"]', '["a"]', now(), now(), 3)`,
+      [live, userId],
+    );
+    return { old, userId, live, tombstone, expired };
+  }
+
+  const turn = (content: string) => ({
+    turnId: randomId('turn'),
+    userId: null,
+    messages: [{ role: 'user' as const, content }],
+  });
+
+  it('migrate adds the turn log to tables written by version 2; sessions, tombstones, history and versions carry on', async () => {
+    const schema = freshSchema();
+    const { old, userId, live, tombstone, expired } = await versionTwo(schema);
+
+    const stale = track(createPostgresRepository({ dataSource: old, schema, migrate: false }));
+    const refused = await errorOf(() => stale.get(live));
+    expect(refused.code).toBe('SCHEMA_MISMATCH');
+    expect(refused.message).toContain('schema version 2, this code needs 3');
+
+    // Three instances of the new code start at once: the step is applied exactly once.
+    const started = Array.from({ length: 3 }, () =>
+      track(createPostgresRepository({ url: POSTGRES_URL, schema, historyLimit: 3, poolSize: 2 })),
+    );
+    const [repository, other] = started as [PostgresRepository, PostgresRepository];
+    const found = await Promise.all(started.map((instance) => instance.get(live)));
+    for (const session of found) {
+      expect(session).toMatchObject({
+        summary: 'live v3',
+        goal: 'Ship',
+        plan: ['a', 'b'],
+        progress: ['a'],
+        version: 3,
+        userId,
+      });
+    }
+    expect(
+      await rawRows(
+        `SELECT version, name FROM "${schema}".ctx_migrations WHERE version = 3 ORDER BY version`,
+      ),
+    ).toEqual([{ version: 3, name: `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000` }]);
+    expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
+    expect((await repository.history?.(live))?.map((item) => item.summary)).toEqual([
+      'live v3',
+      'live v2',
+    ]);
+    expect(await repository.get(tombstone)).toBeNull();
+    expect(await repository.get(expired)).toBeNull();
+
+    // The tombstone and the expired row of version 2 keep their versions.
+    const reborn = await repository.save(makeSnapshot({ sessionId: tombstone }), {
+      expectedVersion: null,
+    });
+    expect(reborn.version).toBe(6);
+    const retaken = await repository.save(makeSnapshot({ sessionId: expired }), {
+      expectedVersion: null,
+    });
+    expect(retaken.version).toBe(3);
+
+    // The turn log works on the old session, across two instances, folded by the compare-and-set.
+    const first = turn('after the upgrade');
+    const recorded = await repository.recordTurn(live, first);
+    expect(recorded.duplicate).toBe(false);
+    expect((await other.pendingTurns(live)).map((item) => item.turnId)).toEqual([first.turnId]);
+    const current = (await other.get(live)) as SessionContext;
+    const folded = await other.save(nextVersion(current, { summary: 'folded' }), {
+      expectedVersion: 3,
+      foldedTurnIds: [first.turnId],
+    });
+    expect(folded.version).toBe(4);
+    expect(await repository.pendingTurns(live)).toEqual([]);
+    expect(await repository.recordTurn(live, first)).toMatchObject({
+      duplicate: true,
+      sequence: recorded.sequence,
+    });
+    expect((await repository.history?.(live))?.map((item) => item.version)).toEqual([4, 3, 2]);
+
+    // TypeORM, given every step, records the third one without applying it twice.
+    const upgraded = await openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: createPostgresMigrations({ schema }),
+    });
+    expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
+      `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+    ]);
+    expect(
+      await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(await repository.get(live)).toMatchObject({ summary: 'folded', version: 4 });
+  });
+
+  it('TypeORM runs the third step on tables of version 2; a repository with migrate: false then works', async () => {
+    const schema = freshSchema();
+    const { live, tombstone } = await versionTwo(schema);
+    const upgraded = await openDataSource({
+      schema,
+      migrationsTableName: 'typeorm_migrations',
+      migrations: createPostgresMigrations({ schema }),
+    });
+    expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
+      `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+    ]);
+    const repository = track(
+      createPostgresRepository({ dataSource: upgraded, schema, migrate: false }),
+    );
+    expect(await repository.get(live)).toMatchObject({ summary: 'live v3', version: 3 });
+    expect(
+      await repository.save(makeSnapshot({ sessionId: tombstone }), { expectedVersion: null }),
+    ).toMatchObject({ version: 6 });
+    const pending = turn('recorded on TypeORM-migrated tables');
+    await repository.recordTurn(live, pending);
+    expect((await repository.pendingTurns(live)).map((item) => item.messages)).toEqual([
+      pending.messages,
+    ]);
+    expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
   });
 });
 
@@ -296,6 +450,20 @@ describe('table layout', () => {
       'updated_at timestamp with time zone',
       'version bigint',
     ]);
+    expect(describeColumns('ctx_sessions_turns')).toEqual([
+      'session_id text C',
+      'turn_id text C',
+      'sequence bigint',
+      'user_id text null',
+      'messages jsonb null',
+      'recorded_at timestamp with time zone',
+      'folded_at timestamp with time zone null',
+    ]);
+    expect(describeColumns('ctx_sessions_leases')).toEqual([
+      'session_id text C',
+      'holder text',
+      'expires_at timestamp with time zone',
+    ]);
     const indexes = await rawRows<{ indexname: string; indexdef: string }>(
       'SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname',
       [schema],
@@ -313,6 +481,20 @@ describe('table layout', () => {
       '(deleted_at) WHERE (deleted_at IS NOT NULL)',
     );
     expect(definition('ctx_sessions_history_session_idx')).toContain('(session_id, version DESC)');
+    expect(definition('ctx_sessions_turns_pkey')).toContain('(session_id, turn_id)');
+    expect(definition('ctx_sessions_turns_pending_idx')).toContain(
+      '(session_id, sequence) WHERE (folded_at IS NULL)',
+    );
+    expect(definition('ctx_sessions_turns_folded_idx')).toContain(
+      '(folded_at) WHERE (folded_at IS NOT NULL)',
+    );
+    expect(definition('ctx_sessions_leases_pkey')).toContain('(session_id)');
+    const [identity] = await rawRows<{ is_identity: string; identity_generation: string }>(
+      `SELECT is_identity, identity_generation FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = 'ctx_sessions_turns' AND column_name = 'sequence'`,
+      [schema],
+    );
+    expect(identity).toEqual({ is_identity: 'YES', identity_generation: 'ALWAYS' });
     const [foreignKey] = await rawRows<{ deletes: string }>(
       `SELECT confdeltype AS deletes FROM pg_constraint WHERE conname = 'ctx_sessions_history_session_fkey'
        AND connamespace = $1::regnamespace`,
@@ -340,6 +522,7 @@ describe('TypeORM-run migrations', () => {
     expect(executed.map((migration) => migration.name)).toEqual([
       `CtxCreateSessionContexts_${schema}_ctx_sessions_1764028800000`,
       `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
+      `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
     ]);
     expect(await dataSource.runMigrations()).toEqual([]);
     const repository = track(createPostgresRepository({ dataSource, schema, migrate: false }));
@@ -356,11 +539,11 @@ describe('TypeORM-run migrations', () => {
     await repository.migrate();
     const snapshot = makeSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
-    expect(await dataSource.runMigrations()).toHaveLength(2);
+    expect(await dataSource.runMigrations()).toHaveLength(3);
     expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
   });
 
   it('undoLastMigration() undoes one step at a time; with migrate: false, calls report SCHEMA_MISMATCH until migrated again', async () => {
@@ -371,6 +554,27 @@ describe('TypeORM-run migrations', () => {
     const kept = await repository.save(makeSnapshot(), { expectedVersion: null });
     const deleted = await repository.save(makeSnapshot(), { expectedVersion: null });
     expect(await repository.delete(deleted.sessionId)).toBe(true);
+    await repository.recordTurn(kept.sessionId, {
+      turnId: randomId('turn'),
+      userId: null,
+      messages: [{ role: 'user', content: 'pending' }],
+    });
+
+    // Undoing the turn-log step drops its tables; sessions and tombstones stay.
+    await dataSource.undoLastMigration();
+    expect(
+      await rawRows('SELECT to_regclass($1) AS turns, to_regclass($2) AS leases', [
+        `"${schema}".ctx_sessions_turns`,
+        `"${schema}".ctx_sessions_leases`,
+      ]),
+    ).toEqual([{ turns: null, leases: null }]);
+    expect(
+      await rawRows(`SELECT session_id FROM "${schema}".ctx_sessions ORDER BY session_id`),
+    ).toHaveLength(2);
+    const older = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    const olderError = await errorOf(() => older.get(kept.sessionId));
+    expect(olderError.code).toBe('SCHEMA_MISMATCH');
+    expect(olderError.message).toContain('schema version 2');
 
     // Undoing the tombstones step drops the tombstones with the column; live sessions stay.
     await dataSource.undoLastMigration();
@@ -388,7 +592,7 @@ describe('TypeORM-run migrations', () => {
     ]);
     const empty = track(createPostgresRepository({ dataSource, schema, migrate: false }));
     expect((await errorOf(() => empty.get(randomId()))).code).toBe('SCHEMA_MISMATCH');
-    expect((await empty.migrate()).applied).toHaveLength(2);
+    expect((await empty.migrate()).applied).toHaveLength(3);
     expect(await empty.get(randomId())).toBeNull();
   });
 });

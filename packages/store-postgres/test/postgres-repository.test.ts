@@ -1,5 +1,5 @@
 import { makeSnapshot, nextVersion } from '@ctx/conformance';
-import { ContextError, isRetryableError, type SessionContext } from '@ctx/core';
+import { ContextError, isRetryableError, type SessionContext, type TurnInput } from '@ctx/core';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +74,7 @@ describe('options', () => {
       [{ url: POSTGRES_URL, ttlMs: 0 }, 'ttlMs'],
       [{ url: POSTGRES_URL, ttlMs: 1.5 }, 'ttlMs'],
       [{ url: POSTGRES_URL, historyLimit: -1 }, 'historyLimit'],
+      [{ url: POSTGRES_URL, maxPendingTurns: 0 }, 'maxPendingTurns'],
       [{ url: POSTGRES_URL, poolSize: 0 }, 'poolSize'],
       [{ url: POSTGRES_URL, statementTimeoutMs: -5 }, 'statementTimeoutMs'],
       [{ dataSource: { options: { type: 'mysql' } } }, 'type "postgres"'],
@@ -90,10 +91,10 @@ describe('options', () => {
     }
   });
 
-  it('declares ttl and history only when configured', () => {
-    expect(open().capabilities).toEqual({ ttl: false, history: false });
+  it('declares ttl and history only when configured, and the turn log always', () => {
+    expect(open().capabilities).toEqual({ ttl: false, history: false, turnLog: true });
     const both = open({ ttlMs: 1000, historyLimit: 2 });
-    expect(both.capabilities).toEqual({ ttl: true, history: true });
+    expect(both.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
     expect(typeof both.history).toBe('function');
     expect(open().history).toBeUndefined();
     expect(both.schema).toBe(schema);
@@ -564,6 +565,329 @@ describe('history', () => {
   });
 });
 
+describe('turn log', () => {
+  const turn = (overrides: Partial<TurnInput> = {}): TurnInput => ({
+    turnId: randomId('turn'),
+    userId: null,
+    messages: [{ role: 'user', content: 'Ship it on Friday?' }],
+    ...overrides,
+  });
+  const turnRows = (sessionId: string) =>
+    withRawClient(async (client) => {
+      const { rows } = await client.query(
+        `SELECT turn_id, sequence::float8 AS sequence, user_id, messages, recorded_at, folded_at
+         FROM "${schema}".ctx_sessions_turns WHERE session_id = $1 ORDER BY sequence`,
+        [sessionId],
+      );
+      return rows as Array<Record<string, unknown>>;
+    });
+  const leaseRows = (sessionId: string) =>
+    withRawClient(async (client) => {
+      const { rows } = await client.query(
+        `SELECT holder, expires_at FROM "${schema}".ctx_sessions_leases WHERE session_id = $1`,
+        [sessionId],
+      );
+      return rows as Array<{ holder: string; expires_at: Date }>;
+    });
+  const second = (options: Omit<PostgresRepositoryDataSourceOptions, 'dataSource'> = {}) => {
+    const repository = createPostgresRepository({
+      dataSource: secondDataSource,
+      schema,
+      ...options,
+    });
+    opened.push(repository);
+    return repository;
+  };
+
+  it('the pending bound holds when records race on a DataSource, a pool and a DataSource defaulting to REPEATABLE READ', async () => {
+    // A turn's record is one READ COMMITTED transaction whatever the default isolation: under
+    // REPEATABLE READ the count would come from a snapshot taken before the lock was granted.
+    const repeatable = createTestDataSource();
+    repeatable.setOptions({ isolationLevel: 'REPEATABLE READ' });
+    await repeatable.initialize();
+    const pooled = createPostgresRepository({
+      url: POSTGRES_URL,
+      schema,
+      maxPendingTurns: 5,
+      poolSize: 5,
+    });
+    const isolated = createPostgresRepository({
+      dataSource: repeatable,
+      schema,
+      maxPendingTurns: 5,
+    });
+    try {
+      const repositories = [open({ maxPendingTurns: 5 }), pooled, isolated];
+      for (let round = 0; round < 3; round += 1) {
+        const sessionId = randomId();
+        const results = await Promise.allSettled(
+          Array.from({ length: 30 }, (_, index) =>
+            (repositories[index % 3] as PostgresRepository).recordTurn(sessionId, turn()),
+          ),
+        );
+        const refused = results.filter((result) => result.status === 'rejected');
+        expect(refused).toHaveLength(25);
+        for (const result of refused) {
+          expect(ContextError.hasCode(result.reason, 'BACKPRESSURE')).toBe(true);
+        }
+        const rows = await turnRows(sessionId);
+        expect(rows).toHaveLength(5);
+        const recorded = results.flatMap((result) =>
+          result.status === 'fulfilled' ? [result.value.sequence] : [],
+        );
+        expect(recorded.sort((a, b) => a - b)).toEqual(rows.map((row) => row.sequence));
+      }
+    } finally {
+      await pooled.close();
+      await isolated.close();
+      await repeatable.destroy();
+    }
+  });
+
+  it('a fold keeps the id, sequence and fold time of each folded turn and drops its messages', async () => {
+    const clock = Date.UTC(2033, 1, 2, 3, 4, 5, 678);
+    const repository = open({ now: () => clock });
+    const sessionId = randomId();
+    const [folded, kept] = [turn({ userId: randomId('user') }), turn()];
+    const first = await repository.recordTurn(sessionId, folded);
+    const next = await second({ now: () => clock }).recordTurn(sessionId, kept);
+    const [pending] = await repository.pendingTurns(sessionId, { limit: 1 });
+    expect(pending?.recordedAt.getTime()).toBe(clock);
+    // An id that is not pending is ignored: the fold marks exactly the pending turns it names.
+    await repository.save(makeSnapshot({ sessionId }), {
+      expectedVersion: null,
+      foldedTurnIds: [folded.turnId, randomId('never-recorded')],
+    });
+    expect(await turnRows(sessionId)).toEqual([
+      {
+        turn_id: folded.turnId,
+        sequence: first.sequence,
+        user_id: folded.userId,
+        messages: null,
+        recorded_at: new Date(clock),
+        folded_at: new Date(clock),
+      },
+      {
+        turn_id: kept.turnId,
+        sequence: next.sequence,
+        user_id: null,
+        messages: kept.messages,
+        recorded_at: new Date(clock),
+        folded_at: null,
+      },
+    ]);
+  });
+
+  it('a delete drops the turns and the lease when it removes the session or finds none live; a refused one keeps them', async () => {
+    let clock = Date.now();
+    const repository = open({ ttlMs: 60_000, now: () => clock });
+    const other = second({ now: () => clock });
+    const owner = randomId('user');
+    const saved = await repository.save(makeSnapshot({ userId: owner }), { expectedVersion: null });
+    await repository.recordTurn(saved.sessionId, turn());
+    expect(await repository.acquireLease(saved.sessionId, { holder: 'alpha', ttlMs: 60_000 })).toBe(
+      true,
+    );
+    const intruder = await caught(() => other.delete(saved.sessionId, { userId: randomId() }));
+    expect(intruder.code).toBe('OWNERSHIP_MISMATCH');
+    const stale = await caught(() => other.delete(saved.sessionId, { expectedVersion: 2 }));
+    expect(stale.code).toBe('VERSION_CONFLICT');
+    expect(await turnRows(saved.sessionId)).toHaveLength(1);
+    expect(await other.acquireLease(saved.sessionId, { holder: 'beta', ttlMs: 60_000 })).toBe(
+      false,
+    );
+    expect(await other.delete(saved.sessionId, { userId: owner, expectedVersion: 1 })).toBe(true);
+    expect(await turnRows(saved.sessionId)).toEqual([]);
+    expect(await leaseRows(saved.sessionId)).toEqual([]);
+
+    // An expired session is no live session: its delete finds none and drops its log.
+    const expiring = await repository.save(makeSnapshot(), { expectedVersion: null });
+    await repository.recordTurn(expiring.sessionId, turn());
+    await repository.acquireLease(expiring.sessionId, { holder: 'alpha', ttlMs: 600_000 });
+    clock += 60_001;
+    expect(await other.delete(expiring.sessionId)).toBe(false);
+    expect(await turnRows(expiring.sessionId)).toEqual([]);
+    expect(await leaseRows(expiring.sessionId)).toEqual([]);
+  });
+
+  it('sequences keep growing after a delete dropped the log, and a dropped id records again', async () => {
+    const repository = open();
+    const sessionId = randomId();
+    const same = turn();
+    const before = await repository.recordTurn(sessionId, same);
+    expect(await repository.delete(sessionId)).toBe(false);
+    const after = await repository.recordTurn(sessionId, same);
+    expect(after.duplicate).toBe(false);
+    expect(after.sequence).toBeGreaterThan(before.sequence);
+  });
+
+  it('purgeExpired forgets folded ids older than tombstoneRetentionMs and lapsed leases; pending turns stay', async () => {
+    // A clock before every other test's: the purge touches only what this test wrote.
+    const start = Date.UTC(1999, 0, 1);
+    let clock = start;
+    const repository = open({ tombstoneRetentionMs: 10_000, now: () => clock });
+    const sessionId = randomId();
+    const [old, recent, pending] = [turn(), turn(), turn()];
+    const oldRecord = await repository.recordTurn(sessionId, old);
+    const recentRecord = await repository.recordTurn(sessionId, recent);
+    await repository.recordTurn(sessionId, pending);
+    const saved = await repository.save(makeSnapshot({ sessionId }), {
+      expectedVersion: null,
+      foldedTurnIds: [old.turnId],
+    });
+    clock = start + 5_000;
+    await repository.save(nextVersion(saved), {
+      expectedVersion: 1,
+      foldedTurnIds: [recent.turnId],
+    });
+    const leased = randomId();
+    expect(await repository.acquireLease(sessionId, { holder: 'gone', ttlMs: 1_000 })).toBe(true);
+    expect(await repository.acquireLease(leased, { holder: 'busy', ttlMs: 60_000 })).toBe(true);
+    clock = start + 12_000;
+    expect(await repository.purgeExpired()).toBe(0);
+    expect((await turnRows(sessionId)).map((row) => row.turn_id)).toEqual([
+      recent.turnId,
+      pending.turnId,
+    ]);
+    expect(await leaseRows(sessionId)).toEqual([]);
+    expect(await leaseRows(leased)).toMatchObject([{ holder: 'busy' }]);
+    expect(await repository.recordTurn(sessionId, recent)).toMatchObject({
+      duplicate: true,
+      sequence: recentRecord.sequence,
+    });
+    const again = await repository.recordTurn(sessionId, old);
+    expect(again.duplicate).toBe(false);
+    expect(again.sequence).toBeGreaterThan(oldRecord.sequence);
+  });
+
+  it('sessionsWithPendingTurns orders by the oldest pending turn and honours recordedBefore, leases and limit', async () => {
+    // A clock before every other test's: these are the oldest pending turns of the schema.
+    const start = Date.UTC(1990, 0, 1);
+    let clock = start;
+    const repository = open({ now: () => clock });
+    const [late, early, leased] = [randomId(), randomId(), randomId()];
+    clock = start + 2_000;
+    await repository.recordTurn(late, turn());
+    clock = start + 1_000;
+    await repository.recordTurn(early, turn());
+    clock = start + 500;
+    await repository.recordTurn(leased, turn());
+    clock = start + 3_000;
+    await repository.recordTurn(early, turn());
+    expect(await repository.acquireLease(leased, { holder: 'folder', ttlMs: 10_000 })).toBe(true);
+    expect(await repository.sessionsWithPendingTurns({ limit: 2 })).toEqual([early, late]);
+    expect(
+      await repository.sessionsWithPendingTurns({ recordedBefore: new Date(start + 1_500) }),
+    ).toEqual([early]);
+    clock = start + 20_000;
+    expect(await repository.sessionsWithPendingTurns({ limit: 3 })).toEqual([leased, early, late]);
+  });
+
+  it('a stored turn whose messages are not a list is STORAGE_ERROR', async () => {
+    const repository = open();
+    const sessionId = randomId();
+    await repository.recordTurn(sessionId, turn());
+    await withRawClient((client) =>
+      client.query(
+        `UPDATE "${schema}".ctx_sessions_turns SET messages = '{"not":"a list"}' WHERE session_id = $1`,
+        [sessionId],
+      ),
+    );
+    const error = await caught(() => repository.pendingTurns(sessionId));
+    expect(error.code).toBe('STORAGE_ERROR');
+    expect(error.message).toContain('messages');
+  });
+
+  it('deletes racing folds of the same sessions on two connections leave no turns behind', async () => {
+    const folder = open();
+    const deleter = second();
+    const sessions = Array.from({ length: 20 }, () => randomId());
+    const turnIds = new Map<string, string[]>();
+    await Promise.all(
+      sessions.map(async (sessionId) => {
+        const ids: string[] = [];
+        for (let index = 0; index < 5; index += 1) {
+          const recorded = await folder.recordTurn(sessionId, turn());
+          ids.push(recorded.turnId);
+        }
+        turnIds.set(sessionId, ids);
+      }),
+    );
+    const results = await Promise.allSettled(
+      sessions.flatMap((sessionId) => [
+        folder.save(makeSnapshot({ sessionId }), {
+          expectedVersion: null,
+          foldedTurnIds: [...(turnIds.get(sessionId) ?? [])].reverse(),
+        }),
+        deleter.delete(sessionId),
+      ]),
+    );
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    for (const sessionId of sessions) expect(await turnRows(sessionId)).toEqual([]);
+  });
+
+  it('a fold and a delete waiting for the same turns lock them in one order: no deadlock', async () => {
+    const [folderName, deleterName] = [randomId('ctx_folder'), randomId('ctx_deleter')];
+    const folder = createPostgresRepository({
+      url: POSTGRES_URL,
+      schema,
+      applicationName: folderName,
+    });
+    const deleter = createPostgresRepository({
+      url: POSTGRES_URL,
+      schema,
+      applicationName: deleterName,
+    });
+    const waitingForLock = (applicationName: string) =>
+      expect
+        .poll(() =>
+          withRawClient(async (client) => {
+            const { rows } = await client.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+              [applicationName],
+            );
+            return rows[0].n as number;
+          }),
+        )
+        .toBe(1);
+    try {
+      const sessionId = randomId();
+      const turnIds: string[] = [];
+      for (let index = 0; index < 5; index += 1) {
+        turnIds.push((await folder.recordTurn(sessionId, turn())).turnId);
+      }
+      expect(await deleter.get(sessionId)).toBeNull();
+      const middle = [...turnIds].sort()[2];
+      await withRawClient(async (client) => {
+        // Holding the middle turn makes the fold stop halfway through the turns it locks; the
+        // delete, finding no live session, then waits too. Taking them in opposite orders, each
+        // would hold what the other needs once the middle one is free.
+        await client.query('BEGIN');
+        await client.query(
+          `SELECT 1 FROM "${schema}".ctx_sessions_turns WHERE session_id = $1 AND turn_id = $2 FOR UPDATE`,
+          [sessionId, middle],
+        );
+        const folding = folder.save(makeSnapshot({ sessionId }), {
+          expectedVersion: null,
+          foldedTurnIds: turnIds,
+        });
+        await waitingForLock(folderName);
+        const deleting = deleter.delete(sessionId);
+        await waitingForLock(deleterName);
+        await client.query('ROLLBACK');
+        await expect(folding).resolves.toMatchObject({ version: 1 });
+        await expect(deleting).resolves.toBe(false);
+      });
+      expect(await turnRows(sessionId)).toEqual([]);
+      expect(await folder.get(sessionId)).toMatchObject({ version: 1 });
+    } finally {
+      await folder.close();
+      await deleter.close();
+    }
+  });
+});
+
 describe('TypeORM entities', () => {
   let entityDataSource: DataSource;
   const entities = createPostgresEntities({ schema });
@@ -637,8 +961,12 @@ describe('TypeORM entities', () => {
       'ctx_sessions_expires_idx',
       'ctx_sessions_history_pkey',
       'ctx_sessions_history_session_idx',
+      'ctx_sessions_leases_pkey',
       'ctx_sessions_list_idx',
       'ctx_sessions_pkey',
+      'ctx_sessions_turns_folded_idx',
+      'ctx_sessions_turns_pending_idx',
+      'ctx_sessions_turns_pkey',
       'ctx_sessions_user_list_idx',
     ]);
   });

@@ -9,6 +9,7 @@ import { decodeDocument, encodeDocumentHead, mismatch } from './redis-document.j
 import { classifyRedisError } from './redis-errors.js';
 import { encodeIndexMember, indexUpperBound, type RedisKeyLayout } from './redis-keys.js';
 import {
+  asArray,
   DELETE_SCRIPT,
   LIST_SCRIPT,
   PURGE_SCRIPT,
@@ -16,6 +17,7 @@ import {
   runScript,
   SAVE_SCRIPT,
 } from './redis-scripts.js';
+import { createRedisTurnLog } from './redis-turn-log.js';
 
 /** What {@link createRedisDriver} works with. */
 export interface RedisDriverOptions {
@@ -36,20 +38,13 @@ const PURGE_BATCH = 500;
 
 const REMOVE_STATUS = ['absent', 'removed', 'owner-mismatch', 'version-mismatch'] as const;
 
-function asArray(reply: unknown, action: string): unknown[] {
-  if (!Array.isArray(reply)) {
-    throw new StorageError(
-      'STORAGE_ERROR',
-      `Redis ${action} returned an unexpected reply: ${String(reply)}`,
-    );
-  }
-  return reply;
-}
-
 /**
  * The Redis {@link ContextDriver}: `read` is one `GET`, every write is one Lua script (run by
  * digest), and expiry is Redis's own key expiry. The bookkeeping hash keeps each id's last version
  * after its session expired or was deleted, which is the tombstone a re-create continues from.
+ * The turn log (see `redis-turn-log.ts`) lives beside the sessions: the save script folds turns
+ * when it writes, and the delete script drops a session's turns and lease when it removes the
+ * session or finds none live.
  */
 export function createRedisDriver(
   options: RedisDriverOptions,
@@ -93,12 +88,17 @@ export function createRedisDriver(
     keys.all,
     keys.expiry,
     keys.tombstones,
+    keys.turns(sessionId),
+    keys.pendingTurns(sessionId),
+    keys.foldedTurns(sessionId),
+    keys.pendingSessions,
+    keys.foldedSessions,
   ];
 
   return {
     specVersion: 1,
     name: settings.backend,
-    supports: { ttl: true, history: true },
+    supports: { ttl: true, history: true, turnLog: true },
 
     async read({ sessionId }) {
       // The hot path: no await of the ready gate on a ready client, then one GET.
@@ -108,7 +108,7 @@ export function createRedisDriver(
       return json === null ? null : decodeDocument(json, key);
     },
 
-    async write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+    async write({ snapshot, expectedVersion, now, expiresAt, historyLimit, foldedTurnIds }) {
       if (client.status !== 'ready') await whenReady();
       const { sessionId, userId } = snapshot;
       const member = encodeIndexMember(snapshot.updatedAt.getTime(), sessionId);
@@ -123,6 +123,8 @@ export function createRedisDriver(
         expiresAt === null ? 0 : Math.max(1, expiresAt - now),
         historyLimit,
         expiresAt ?? 0,
+        now,
+        ...foldedTurnIds,
       ]);
       const [status, version] = asArray(reply, 'save') as [number, number];
       if (status === 2) throw mismatch(keys.session(sessionId));
@@ -135,12 +137,12 @@ export function createRedisDriver(
 
     async remove({ sessionId, userId, expectedVersion, now }) {
       if (client.status !== 'ready') await whenReady();
-      const reply = await runScript(client, DELETE_SCRIPT, sessionKeys(sessionId), [
-        sessionId,
-        userId ?? '',
-        expectedVersion ?? 0,
-        now,
-      ]);
+      const reply = await runScript(
+        client,
+        DELETE_SCRIPT,
+        [...sessionKeys(sessionId), keys.leases, keys.leaseHolders],
+        [sessionId, userId ?? '', expectedVersion ?? 0, now],
+      );
       const [status, version] = asArray(reply, 'delete') as [number, number];
       if (status === 4) throw mismatch(keys.session(sessionId));
       const name = REMOVE_STATUS[status];
@@ -168,12 +170,20 @@ export function createRedisDriver(
         const reply = await runScript(
           client,
           PURGE_SCRIPT,
-          [keys.expiry, keys.meta, keys.all, keys.tombstones],
+          [
+            keys.expiry,
+            keys.meta,
+            keys.all,
+            keys.tombstones,
+            keys.foldedSessions,
+            keys.leases,
+            keys.leaseHolders,
+          ],
           [PURGE_BATCH, now, tombstonesBefore],
         );
-        const [count, expired, tombstones] = asArray(reply, 'purgeExpired') as number[];
+        const [count, ...examined] = asArray(reply, 'purgeExpired') as number[];
         tombstoned += count ?? 0;
-        if ((expired ?? 0) < PURGE_BATCH && (tombstones ?? 0) < PURGE_BATCH) return tombstoned;
+        if (examined.every((value) => value < PURGE_BATCH)) return tombstoned;
       }
     },
 
@@ -185,6 +195,8 @@ export function createRedisDriver(
       const entries = await client.lrange(key, 0, limit - 1);
       return entries.map((json) => decodeDocument(json, key));
     },
+
+    ...createRedisTurnLog({ client, keys, whenReady }),
 
     classifyError: classifyRedisError,
 

@@ -19,6 +19,14 @@ const MAX_KEY_PREFIX_LENGTH = 64;
  * | `{ctx}:meta` | hash | sessionId → `[version, indexMember, userId]` (index bookkeeping), or the tombstone `[version, false, false, deletedAtMs]` |
  * | `{ctx}:exp` | sorted set | sessionId scored by expiry time in ms (only with a TTL) |
  * | `{ctx}:tomb` | sorted set | sessionId of every tombstone, scored by the time it was made (ms) |
+ * | `{ctx}:t:<sessionId>` | hash | turn log: turnId → pending `[sequence, recordedAt, userId, messages]` or folded `[sequence]` |
+ * | `{ctx}:tp:<sessionId>` | sorted set | the pending turn ids, scored by sequence |
+ * | `{ctx}:tf:<sessionId>` | sorted set | the folded turn ids, scored by when they were folded (ms) |
+ * | `{ctx}:pending` | sorted set | sessionId of every session with pending turns, scored by its oldest one's recordedAt (ms) |
+ * | `{ctx}:folded` | sorted set | sessionId of every session with folded turn ids, scored by its oldest fold time (ms) |
+ * | `{ctx}:leases` | sorted set | sessionId of every lease, scored by its expiry time (ms, the repository's clock) |
+ * | `{ctx}:holders` | hash | sessionId → the holder of its lease |
+ * | `{ctx}:turnseq` | string | the last turn sequence handed out (one counter for the prefix) |
  *
  * @example
  * ```ts
@@ -49,6 +57,25 @@ export interface RedisKeyLayout {
   readonly expiry: string;
   /** The tombstones, scored by when they were made, so `purgeExpired` finds the old ones. */
   readonly tombstones: string;
+  /**
+   * The turn log of a session: turnId → `[sequence, recordedAt, userId, messages]` while pending,
+   * `[sequence]` once folded (kept so that recording the id again is a duplicate).
+   */
+  turns(sessionId: string): string;
+  /** The pending turn ids of a session, scored by sequence (the order `pendingTurns` reads). */
+  pendingTurns(sessionId: string): string;
+  /** The folded turn ids of a session, scored by when they were folded, for `purgeExpired`. */
+  foldedTurns(sessionId: string): string;
+  /** Sessions with pending turns, scored by the recordedAt of their oldest pending turn. */
+  readonly pendingSessions: string;
+  /** Sessions with folded turn ids, scored by their oldest fold time, for `purgeExpired`. */
+  readonly foldedSessions: string;
+  /** Session leases, scored by when they expire (the repository's clock, epoch ms). */
+  readonly leases: string;
+  /** sessionId → the holder of its lease. */
+  readonly leaseHolders: string;
+  /** The turn sequence counter: every recorded turn of the prefix takes the next value. */
+  readonly turnSequence: string;
 }
 
 /**
@@ -85,6 +112,14 @@ export function createRedisKeyLayout(keyPrefix: string = DEFAULT_REDIS_KEY_PREFI
     meta: `${base}meta`,
     expiry: `${base}exp`,
     tombstones: `${base}tomb`,
+    turns: (sessionId) => `${base}t:${sessionId}`,
+    pendingTurns: (sessionId) => `${base}tp:${sessionId}`,
+    foldedTurns: (sessionId) => `${base}tf:${sessionId}`,
+    pendingSessions: `${base}pending`,
+    foldedSessions: `${base}folded`,
+    leases: `${base}leases`,
+    leaseHolders: `${base}holders`,
+    turnSequence: `${base}turnseq`,
   };
 }
 

@@ -1,3 +1,4 @@
+import type { TurnLog } from '@ctx/core';
 import {
   createDriverRepository,
   type DriverRepository,
@@ -48,18 +49,27 @@ export interface RedisRepositoryCommonOptions extends RepositoryOptions {
    * How long the id of a deleted or expired session keeps its last version (its record in
    * `{<keyPrefix>}:meta`), in milliseconds. While it lasts, a writer that read the old session can
    * never write into a new session created under the same id. `purgeExpired()` forgets older
-   * tombstones; until it runs, they stay.
+   * tombstones, and the ids of turns folded longer ago than this (recording such an id again then
+   * stores it as a new turn); until it runs, they stay.
    * @default 604800000 (7 days)
    */
   tombstoneRetentionMs?: number;
+  /**
+   * Turn log: the most pending (recorded, not yet folded) turns a session may hold; `recordTurn`
+   * fails with `BACKPRESSURE` beyond it. Checked inside the record script, so it holds for any
+   * number of concurrent clients.
+   * @default 1000
+   */
+  maxPendingTurns?: number;
   /**
    * Accepted like in every adapter; Redis has no schema to create or check, so it changes nothing.
    * @default true
    */
   migrate?: boolean;
   /**
-   * The repository's clock, in epoch milliseconds: dates tombstones and the expiry schedule of
-   * `purgeExpired()`. Sessions themselves expire by the server's clock (native key expiry).
+   * The repository's clock, in epoch milliseconds: dates tombstones, the expiry schedule of
+   * `purgeExpired()`, recorded and folded turns, and lease expiry. Sessions themselves expire by
+   * the server's clock (native key expiry).
    * @default Date.now
    */
   now?: () => number;
@@ -110,8 +120,21 @@ export interface RedisRepositoryClientOptions extends RedisRepositoryCommonOptio
 /** Options of {@link createRedisRepository}: a `url` or a `client`, plus common options. */
 export type RedisRepositoryOptions = RedisRepositoryUrlOptions | RedisRepositoryClientOptions;
 
-/** A `ContextRepository` stored in Redis (every optional member present: see `DriverRepository`). */
+/**
+ * A `ContextRepository` stored in Redis: every optional member present (see `DriverRepository`),
+ * the turn log included.
+ */
 export interface RedisRepository extends DriverRepository {
+  /** Records a turn: one script checks the id, the pending bound and appends (`TurnLog`). */
+  recordTurn: TurnLog['recordTurn'];
+  /** The session's pending turns, oldest first, in one script (`TurnLog`). */
+  pendingTurns: TurnLog['pendingTurns'];
+  /** Takes or renews the session's lease, in one script (`TurnLog`). */
+  acquireLease: TurnLog['acquireLease'];
+  /** Ends the holder's lease, in one script (`TurnLog`). */
+  releaseLease: TurnLog['releaseLease'];
+  /** Unleased sessions with pending turns, oldest first (`TurnLog`). */
+  sessionsWithPendingTurns: TurnLog['sessionsWithPendingTurns'];
   /** The key names this repository reads and writes (for `redis-cli` and tooling). */
   readonly keys: RedisKeyLayout;
   /** The ioredis client in use (created from `url` or injected). */
@@ -185,6 +208,11 @@ function assertConnectionOptions(options: RedisRepositoryOptions): void {
  * its tombstone lasts (`tombstoneRetentionMs`). All keys of a prefix share one hash tag, so the
  * scripts also run on Redis Cluster.
  *
+ * The repository has the turn log (`capabilities.turnLog`): `recordTurn`, `pendingTurns`,
+ * `acquireLease`, `releaseLease` and `sessionsWithPendingTurns` are one script each, and
+ * `save(snapshot, { expectedVersion, foldedTurnIds })` marks the folded turns in the same script
+ * as the compare-and-set, only when it writes.
+ *
  * Outages: a call waits at most `connectTimeoutMs` for a ready connection, and a client created
  * from `url` gives up on a reply after `commandTimeoutMs` (a script whose digest the server lost is
  * resent once, so the worst case is `connectTimeoutMs + 2 × commandTimeoutMs`); then it fails
@@ -241,5 +269,10 @@ export function createRedisRepository(options: RedisRepositoryOptions): RedisRep
     },
     settings,
   );
-  return Object.assign(createDriverRepository(driver, settings), { keys, client });
+  // The driver supports the turn log, so the repository has its members (not visible in the type
+  // createDriverRepository returns).
+  return Object.assign(createDriverRepository(driver, settings), {
+    keys,
+    client,
+  }) as RedisRepository;
 }

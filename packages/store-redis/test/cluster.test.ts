@@ -161,7 +161,7 @@ const keys = createRedisKeyLayout(keyPrefix);
 
 describeContextRepository({
   name: 'redis cluster (3 nodes)',
-  capabilities: { ttl: true, history: true },
+  capabilities: { ttl: true, history: true, turnLog: true },
   createRepository: async (options) =>
     createRedisRepository({ client: (await local()).first, keyPrefix, ...options }),
   createSecondConnection: async (options) =>
@@ -232,6 +232,65 @@ describe('redis cluster layout', () => {
     }
     expect((await repository.list({ userId: bob })).items.map((item) => item.version)).toEqual([2]);
     expect(await repository.list({ userId: alice })).toMatchObject({ nextCursor: null });
+    await repository.close();
+  });
+
+  it('keeps the turn log of a prefix in the same slot', async () => {
+    const prefix = randomPrefix('turns');
+    const repository = createRedisRepository({ client: first, keyPrefix: prefix });
+    const sessionId = randomId('session');
+    const turns = [randomId('turn'), randomId('turn')];
+    for (const turnId of turns) {
+      await repository.recordTurn(sessionId, {
+        turnId,
+        userId: null,
+        messages: [{ role: 'user', content: 'Hello' }],
+      });
+    }
+    expect(await repository.acquireLease(sessionId, { holder: 'folder', ttlMs: 60_000 })).toBe(
+      true,
+    );
+    await repository.save(makeSnapshot({ sessionId, userId: null }), {
+      expectedVersion: null,
+      foldedTurnIds: [turns[0] as string],
+    });
+    expect(await repository.sessionsWithPendingTurns()).toEqual([]);
+    await repository.releaseLease(sessionId, 'folder');
+    expect(await repository.sessionsWithPendingTurns()).toEqual([sessionId]);
+    expect((await repository.pendingTurns(sessionId)).map((turn) => turn.turnId)).toEqual([
+      turns[1],
+    ]);
+    expect(await repository.purgeExpired()).toBe(0);
+
+    const slot = await first.call('CLUSTER', 'KEYSLOT', `{${prefix}}`);
+    const keys = repository.keys;
+    for (const key of [
+      keys.turns(sessionId),
+      keys.pendingTurns(sessionId),
+      keys.foldedTurns(sessionId),
+      keys.pendingSessions,
+      keys.foldedSessions,
+      keys.leases,
+      keys.leaseHolders,
+      keys.turnSequence,
+    ]) {
+      expect(await first.call('CLUSTER', 'KEYSLOT', key)).toBe(slot);
+    }
+    await repository.acquireLease(sessionId, { holder: 'folder', ttlMs: 60_000 });
+    // Document, all, meta + the turn log (hash, pending, folded, two indexes, lease, holders,
+    // counter), all on one node; the delete then drops the turn log and the lease.
+    const counts = async () =>
+      (
+        await Promise.all(
+          first.nodes('master').map(async (node: Redis) => {
+            const [, found] = await node.scan('0', 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+            return found.length;
+          }),
+        )
+      ).filter((count) => count > 0);
+    expect(await counts()).toEqual([11]);
+    expect(await repository.delete(sessionId)).toBe(true);
+    expect(await counts()).toEqual([3]);
     await repository.close();
   });
 

@@ -53,16 +53,21 @@ export async function readRawSnapshot(
   return stored;
 }
 
-/** Every key of `keyPrefix` (its hash-tagged namespace). */
-export async function keysOf(client: Redis, keyPrefix: string): Promise<string[]> {
+/** Every key matching a `SCAN` pattern, sorted (a full cursor walk, not one batch). */
+export async function scanKeys(client: Redis, pattern: string): Promise<string[]> {
   const found: string[] = [];
   let cursor = '0';
   do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', `{${keyPrefix}}:*`, 'COUNT', 1000);
+    const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
     found.push(...batch);
     cursor = next;
   } while (cursor !== '0');
   return found.sort();
+}
+
+/** Every key of `keyPrefix` (its hash-tagged namespace). */
+export async function keysOf(client: Redis, keyPrefix: string): Promise<string[]> {
+  return scanKeys(client, `{${keyPrefix}}:*`);
 }
 
 /** Deletes every key of `keyPrefix`; returns how many there were. */

@@ -3,6 +3,7 @@ import {
   LIMITS,
   type SessionContext,
   type StorageError,
+  type TurnInput,
   VersionConflictError,
 } from '@ctx/core';
 import { compareForList } from '@ctx/core/adapter';
@@ -25,6 +26,7 @@ import {
   randomId,
   randomPrefix,
   rejectionOf,
+  scanKeys,
   sleep,
 } from './helpers.js';
 
@@ -133,7 +135,7 @@ describe('key layout', () => {
     expect(await raw.pttl(repository.keys.session(snapshot.sessionId))).toBe(-1);
     expect(await raw.exists(repository.keys.expiry)).toBe(0);
     expect(await raw.exists(repository.keys.history(snapshot.sessionId))).toBe(0);
-    expect(repository.capabilities).toEqual({ ttl: false, history: false });
+    expect(repository.capabilities).toEqual({ ttl: false, history: false, turnLog: true });
     // purgeExpired also forgets old tombstones, which deletes leave without a TTL too.
     expect(await repository.purgeExpired()).toBe(0);
     expect(repository.history).toBeUndefined();
@@ -585,6 +587,8 @@ describe('clients', () => {
         ).version,
       ).toBe(3);
     } finally {
+      const left = await scanKeys(raw, `${outer}*`);
+      if (left.length > 0) await raw.del(...left);
       client.disconnect();
     }
   });
@@ -670,7 +674,7 @@ describe('acl', () => {
     const keyPrefix = randomPrefix('acl');
     prefixes.push(keyPrefix);
     const commands =
-      'EVALSHA EVAL GET SET DEL EXISTS HGET HSET HDEL ZADD ZREM ZRANGEBYSCORE ZREVRANGEBYLEX LPUSH LTRIM LRANGE PEXPIRE PERSIST PTTL';
+      'EVALSHA EVAL GET SET DEL EXISTS HGET HSET HDEL INCR ZADD ZREM ZCARD ZSCORE ZRANGE ZRANGEBYSCORE ZREVRANGEBYLEX LPUSH LTRIM LRANGE PEXPIRE PERSIST PTTL';
     await raw.call(
       'ACL',
       'SETUSER',
@@ -715,6 +719,29 @@ describe('acl', () => {
         expectedVersion: null,
       });
       expect(again.version).toBe(2);
+      // The turn log: record, read, lease, fold in a save, purge the folded ids, drop with a delete.
+      const turnInput: TurnInput = {
+        turnId: randomId('turn'),
+        userId: null,
+        messages: [{ role: 'user', content: 'Hello' }],
+      };
+      await repository.recordTurn(again.sessionId, turnInput);
+      await repository.recordTurn(again.sessionId, { ...turnInput, turnId: randomId('turn') });
+      expect(await repository.sessionsWithPendingTurns()).toEqual([again.sessionId]);
+      expect(await repository.acquireLease(again.sessionId, { holder: 'h', ttlMs: 60_000 })).toBe(
+        true,
+      );
+      await repository.save(nextVersion(again), {
+        expectedVersion: 2,
+        foldedTurnIds: [turnInput.turnId],
+      });
+      expect(await repository.pendingTurns(again.sessionId)).toHaveLength(1);
+      await repository.releaseLease(again.sessionId, 'h');
+      await sleep(5);
+      expect(await repository.purgeExpired?.()).toBe(0);
+      expect((await repository.recordTurn(again.sessionId, turnInput)).duplicate).toBe(false);
+      expect(await repository.delete(again.sessionId)).toBe(true);
+      expect(await repository.pendingTurns(again.sessionId)).toEqual([]);
       // Outside its key pattern the same user is refused: STORAGE_ERROR with a hint.
       const other = createRedisRepository({ url: url.toString(), keyPrefix: randomPrefix() });
       try {
@@ -794,6 +821,248 @@ describe('errors', () => {
   });
 });
 
+describe('turn log', () => {
+  const turn = (overrides: Partial<TurnInput> = {}): TurnInput => ({
+    turnId: randomId('turn'),
+    userId: randomId('user'),
+    messages: [
+      { role: 'user', content: 'Deploy on Friday? 🚀 "quoted" \\ back\\slash </script> \u2028' },
+      { role: 'assistant', content: 'After the migration.\nLine two.' },
+    ],
+    ...overrides,
+  });
+
+  it('stores turns under documented keys with the repository clock, and a save folds them', async () => {
+    let clock = Date.UTC(2025, 0, 2);
+    const repository = open({ now: () => clock });
+    const keys = repository.keys;
+    const sessionId = randomId('session');
+    const [first, second] = [turn(), turn({ userId: null })];
+    const a = await repository.recordTurn(sessionId, first);
+    const recordedAt = clock;
+    clock += 1_000;
+    const b = await repository.recordTurn(sessionId, second);
+
+    expect(keys.turns(sessionId)).toBe(`{${keys.keyPrefix}}:t:${sessionId}`);
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual(
+      [
+        keys.turns(sessionId),
+        keys.pendingTurns(sessionId),
+        keys.pendingSessions,
+        keys.turnSequence,
+      ].sort(),
+    );
+    // The messages are the client's JSON, stored as sent (the scripts never re-encode them).
+    expect(await raw.hget(keys.turns(sessionId), first.turnId)).toBe(
+      JSON.stringify([a.sequence, recordedAt, first.userId, first.messages]),
+    );
+    expect(await raw.zrange(keys.pendingTurns(sessionId), '0', '-1', 'WITHSCORES')).toEqual([
+      first.turnId,
+      String(a.sequence),
+      second.turnId,
+      String(b.sequence),
+    ]);
+    expect(await raw.zscore(keys.pendingSessions, sessionId)).toBe(String(recordedAt));
+
+    clock += 1_000;
+    const firstFold = clock;
+    const snapshot = await repository.save(makeSnapshot({ sessionId }), {
+      expectedVersion: null,
+      foldedTurnIds: [first.turnId, 'never-recorded'],
+    });
+    // Folded: the sequence stays (a duplicate check), the messages go; unknown ids are ignored.
+    expect(await raw.hget(keys.turns(sessionId), first.turnId)).toBe(`[${a.sequence}]`);
+    expect(await raw.hexists(keys.turns(sessionId), 'never-recorded')).toBe(0);
+    expect(await raw.zscore(keys.foldedTurns(sessionId), first.turnId)).toBe(String(firstFold));
+    expect(await raw.zscore(keys.foldedSessions, sessionId)).toBe(String(firstFold));
+    // The pending index now holds the oldest turn still pending.
+    expect(await raw.zscore(keys.pendingSessions, sessionId)).toBe(String(recordedAt + 1_000));
+
+    clock += 1_000;
+    await repository.save(nextVersion(snapshot), {
+      expectedVersion: 1,
+      foldedTurnIds: [second.turnId],
+    });
+    expect(await raw.exists(keys.pendingTurns(sessionId))).toBe(0);
+    expect(await raw.zscore(keys.pendingSessions, sessionId)).toBeNull();
+    // The folded index keeps the session's oldest fold time, what purgeExpired looks at.
+    expect(await raw.zscore(keys.foldedSessions, sessionId)).toBe(String(firstFold));
+    expect(await raw.zcard(keys.foldedTurns(sessionId))).toBe(2);
+    expect(await repository.pendingTurns(sessionId)).toEqual([]);
+  });
+
+  it('leases and the pending-sessions query follow the repository clock, not the server time', async () => {
+    const start = Date.UTC(2030, 0, 1);
+    let clock = start;
+    const repository = open({ now: () => clock });
+    const [early, late] = [randomId('early'), randomId('late')];
+    await repository.recordTurn(early, turn());
+    clock += 1_000;
+    await repository.recordTurn(late, turn());
+    expect(
+      await repository.sessionsWithPendingTurns({ recordedBefore: new Date(start + 500) }),
+    ).toEqual([early]);
+    expect(await repository.sessionsWithPendingTurns()).toEqual([early, late]);
+    expect(await repository.sessionsWithPendingTurns({ limit: 1 })).toEqual([early]);
+
+    expect(await repository.acquireLease(early, { holder: 'alpha', ttlMs: 1_000 })).toBe(true);
+    expect(await raw.zscore(repository.keys.leases, early)).toBe(String(clock + 1_000));
+    expect(await raw.hget(repository.keys.leaseHolders, early)).toBe('alpha');
+    expect(await repository.sessionsWithPendingTurns()).toEqual([late]);
+    clock += 999;
+    expect(await repository.acquireLease(early, { holder: 'beta', ttlMs: 1_000 })).toBe(false);
+    clock += 1;
+    // Expired at now: no lease any more, for the query and for another holder.
+    expect(await repository.sessionsWithPendingTurns()).toEqual([early, late]);
+    expect(await repository.acquireLease(early, { holder: 'beta', ttlMs: 1_000 })).toBe(true);
+    await repository.releaseLease(early, 'alpha');
+    expect(await raw.hget(repository.keys.leaseHolders, early)).toBe('beta');
+    await repository.releaseLease(early, 'beta');
+    expect(await raw.exists(repository.keys.leases, repository.keys.leaseHolders)).toBe(0);
+  });
+
+  it('delete drops the turn log and lease when it removes the session or finds none, never when it refuses', async () => {
+    const repository = open();
+    const keys = repository.keys;
+    const owner = randomId('alice');
+    const snapshot = await repository.save(makeSnapshot({ userId: owner }), {
+      expectedVersion: null,
+    });
+    const { sessionId } = snapshot;
+    const [folded, pending] = [turn(), turn()];
+    await repository.recordTurn(sessionId, folded);
+    await repository.recordTurn(sessionId, pending);
+    await repository.save(nextVersion(snapshot), {
+      expectedVersion: 1,
+      foldedTurnIds: [folded.turnId],
+    });
+    expect(await repository.acquireLease(sessionId, { holder: 'folder', ttlMs: 60_000 })).toBe(
+      true,
+    );
+    const everything = async () => [
+      await raw.exists(
+        keys.turns(sessionId),
+        keys.pendingTurns(sessionId),
+        keys.foldedTurns(sessionId),
+      ),
+      await raw.zscore(keys.pendingSessions, sessionId),
+      await raw.zscore(keys.foldedSessions, sessionId),
+      await raw.zscore(keys.leases, sessionId),
+      await raw.hget(keys.leaseHolders, sessionId),
+    ];
+    const before = await everything();
+    expect(before[0]).toBe(3);
+    expect(before.every((value) => value !== null)).toBe(true);
+
+    const impostor = await rejectionOf(repository.delete(sessionId, { userId: randomId('bob') }));
+    expect(ContextError.hasCode(impostor, 'OWNERSHIP_MISMATCH')).toBe(true);
+    const stale = await rejectionOf(repository.delete(sessionId, { expectedVersion: 1 }));
+    expect(ContextError.hasCode(stale, 'VERSION_CONFLICT')).toBe(true);
+    expect(await everything()).toEqual(before);
+
+    expect(await repository.delete(sessionId, { userId: owner, expectedVersion: 2 })).toBe(true);
+    expect(await everything()).toEqual([0, null, null, null, null]);
+    // What stays: the tombstone, and the prefix's sequence counter (sequences never repeat).
+    expect(await keysOf(raw, keys.keyPrefix)).toEqual(
+      [keys.meta, keys.tombstones, keys.turnSequence].sort(),
+    );
+    const again = await repository.recordTurn(sessionId, folded);
+    expect(again.duplicate).toBe(false);
+
+    // A delete that finds no live session (here, a tombstone) drops the log too.
+    expect(await repository.delete(sessionId)).toBe(false);
+    expect(await everything()).toEqual([0, null, null, null, null]);
+  });
+
+  it('purgeExpired forgets folded ids older than the tombstone retention, in batches, and lapsed leases', async () => {
+    let clock = Date.now();
+    const repository = open({
+      now: () => clock,
+      tombstoneRetentionMs: 10_000,
+      maxPendingTurns: 2_000,
+    });
+    const keys = repository.keys;
+    const [old, young] = [randomId('old'), randomId('young')];
+    const turns = Array.from({ length: 1_203 }, () => turn());
+    const recorded = await Promise.all(turns.map((item) => repository.recordTurn(old, item)));
+    await repository.save(makeSnapshot({ sessionId: old }), {
+      expectedVersion: null,
+      foldedTurnIds: turns.map((item) => item.turnId),
+    });
+    expect(await raw.hlen(keys.turns(old))).toBe(1_203);
+    clock += 5_000;
+    const kept = turn();
+    await repository.recordTurn(young, kept);
+    await repository.save(makeSnapshot({ sessionId: young }), {
+      expectedVersion: null,
+      foldedTurnIds: [kept.turnId],
+    });
+    await repository.acquireLease(old, { holder: 'crashed', ttlMs: 1_000 });
+    await repository.acquireLease(young, { holder: 'working', ttlMs: 60_000 });
+    clock += 6_000;
+
+    expect(await repository.purgeExpired()).toBe(0);
+    expect(await raw.exists(keys.turns(old), keys.foldedTurns(old))).toBe(0);
+    expect(await raw.zrange(keys.foldedSessions, '0', '-1')).toEqual([young]);
+    expect(await raw.hget(keys.turns(young), kept.turnId)).not.toBeNull();
+    expect(await raw.zrange(keys.leases, '0', '-1')).toEqual([young]);
+    expect(await raw.hkeys(keys.leaseHolders)).toEqual([young]);
+    // A forgotten id is a new turn again, with a sequence after every one handed out.
+    const again = await repository.recordTurn(old, turns[0] as TurnInput);
+    expect(again.duplicate).toBe(false);
+    expect(again.sequence).toBeGreaterThan(Math.max(...recorded.map((item) => item.sequence)));
+    expect((await repository.recordTurn(young, kept)).duplicate).toBe(true);
+  });
+
+  it('works through an injected client that has its own ioredis keyPrefix', async () => {
+    const outer = `${randomPrefix('outer')}:`;
+    const client = new Redis(REDIS_URL, { keyPrefix: outer });
+    let clock = Date.now();
+    try {
+      const repository = createRedisRepository({
+        client,
+        keyPrefix: 'ctx',
+        now: () => clock,
+        tombstoneRetentionMs: 1_000,
+      });
+      const sessionId = randomId('session');
+      const item = turn();
+      await repository.recordTurn(sessionId, item);
+      await repository.acquireLease(sessionId, { holder: 'folder', ttlMs: 500 });
+      expect(await repository.sessionsWithPendingTurns()).toEqual([]);
+      const snapshot = makeSnapshot({ sessionId });
+      await repository.save(snapshot, { expectedVersion: null, foldedTurnIds: [item.turnId] });
+      const stored = await scanKeys(raw, `${outer}*`);
+      expect(stored.every((key) => key.startsWith(`${outer}{ctx}:`))).toBe(true);
+      expect(stored).toContain(`${outer}{ctx}:tf:${sessionId}`);
+      clock += 2_000;
+      expect(await repository.purgeExpired()).toBe(0);
+      expect(await scanKeys(raw, `${outer}*`)).toEqual(
+        ['all', 'meta', `s:${sessionId}`, 'turnseq', `u:${snapshot.userId}`]
+          .map((name) => `${outer}{ctx}:${name}`)
+          .sort(),
+      );
+    } finally {
+      const left = await scanKeys(raw, `${outer}*`);
+      if (left.length > 0) await raw.del(...left);
+      client.disconnect();
+    }
+  });
+
+  it('a foreign record in a turn log is SCHEMA_MISMATCH', async () => {
+    const repository = open();
+    const sessionId = randomId('foreign');
+    await raw.hset(repository.keys.turns(sessionId), 'x', 'not a turn');
+    await raw.zadd(repository.keys.pendingTurns(sessionId), 1, 'x');
+    const reading = await rejectionOf(repository.pendingTurns(sessionId));
+    expect(ContextError.hasCode(reading, 'SCHEMA_MISMATCH')).toBe(true);
+    expect((reading as StorageError).message).toMatch(/does not hold a ctx turn/);
+    const recording = await rejectionOf(repository.recordTurn(sessionId, turn({ turnId: 'x' })));
+    expect(ContextError.hasCode(recording, 'SCHEMA_MISMATCH')).toBe(true);
+    expect(await raw.hget(repository.keys.turns(sessionId), 'x')).toBe('not a turn');
+  });
+});
+
 describe('options', () => {
   const invalid: Array<[string, unknown]> = [
     ['neither url nor client', {}],
@@ -822,9 +1091,9 @@ describe('options', () => {
     });
   }
 
-  it('declares its capabilities from ttlMs and historyLimit', () => {
+  it('declares its capabilities from ttlMs and historyLimit, and always the turn log', () => {
     const repository = open({ ttlMs: 1_000, historyLimit: 4 });
-    expect(repository.capabilities).toEqual({ ttl: true, history: true });
+    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
     expect(typeof repository.purgeExpired).toBe('function');
     expect(typeof repository.history).toBe('function');
   });

@@ -1,5 +1,5 @@
 import { StorageError } from '@ctx/core';
-import type { ContextDriver, DriverRemoveResult } from '@ctx/core/adapter';
+import type { ContextDriver, DriverRemoveResult, DriverWriteResult } from '@ctx/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { classifyError } from './sqlite-errors.js';
 import {
@@ -10,6 +10,7 @@ import {
   toParameters,
 } from './sqlite-rows.js';
 import { quote, SQLITE_SCHEMA_VERSION, type SqliteObjectNames } from './sqlite-schema.js';
+import { createSqliteTurnLog, turnLogSqlFor } from './sqlite-turn-log.js';
 
 /** What {@link createSqliteDriver} works on. */
 export interface SqliteDriverOptions {
@@ -76,18 +77,19 @@ AND (@expectedVersion IS NULL OR version = @expectedVersion)`,
   };
 }
 
-type Statements = Record<keyof ReturnType<typeof sqlFor>, Statement>;
-
-function prepareStatements({ database, names, location }: SqliteDriverOptions): Statements {
-  const statements = {} as Statements;
-  for (const [key, text] of Object.entries(sqlFor(names))) {
+function prepareStatements<Key extends string>(
+  { database, names, location }: SqliteDriverOptions,
+  sql: Record<Key, string>,
+): Record<Key, Statement> {
+  const statements = {} as Record<Key, Statement>;
+  for (const [key, text] of Object.entries(sql) as [Key, string][]) {
     try {
       // A Database whose owner turned on safe integers would otherwise hand us BigInts.
-      statements[key as keyof Statements] = database.prepare(text).safeIntegers(false);
+      statements[key] = database.prepare(text).safeIntegers(false);
     } catch (error) {
       throw new StorageError(
         'SCHEMA_MISMATCH',
-        `${location}: table "${names.sessions}" does not have the layout of schema version ${SQLITE_SCHEMA_VERSION} (${error instanceof Error ? error.message : String(error)}). It was altered outside ctx: restore it or use another tableName`,
+        `${location}: a table of "${names.sessions}" does not have the layout of schema version ${SQLITE_SCHEMA_VERSION} (${error instanceof Error ? error.message : String(error)}). It was altered outside ctx: restore it or use another tableName`,
         { cause: error },
       );
     }
@@ -97,40 +99,59 @@ function prepareStatements({ database, names, location }: SqliteDriverOptions): 
 
 /**
  * The SQLite {@link ContextDriver}: one row per session id (live, expired, or a tombstone with
- * `deleted_at` set) plus a history table. Every write is one `BEGIN IMMEDIATE` transaction, so it
- * is atomic across connections and processes on the same file; reads are single statements.
+ * `deleted_at` set) plus a history table and the turn log (`sqlite-turn-log.ts`). Every write is
+ * one `BEGIN IMMEDIATE` transaction, so it is atomic across connections and processes on the same
+ * file; reads are single statements.
  * better-sqlite3 is synchronous, so every method answers directly. Prepares its statements at
  * once and throws `SCHEMA_MISMATCH` when the table does not have the expected layout.
  */
 export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver {
   const { database, owned } = options;
-  const statements = prepareStatements(options);
+  const statements = prepareStatements(options, sqlFor(options.names));
+  const turnLog = createSqliteTurnLog(
+    database,
+    prepareStatements(options, turnLogSqlFor(options.names)),
+  );
+
+  // Runs inside the write transaction.
+  const compareAndSet = (
+    parameters: SnapshotParameters & { expectedVersion: number | null; now: number },
+    historyLimit: number,
+  ): DriverWriteResult => {
+    const { sessionId, expectedVersion } = parameters;
+    if (expectedVersion === null) {
+      const created = statements.create.get(parameters) as { version: number } | undefined;
+      if (created) {
+        // The id's previous life (if any) takes its history with it.
+        statements.clearHistory.run(sessionId);
+        return { written: true, version: created.version };
+      }
+    } else {
+      if (historyLimit > 1) statements.archive.run(parameters);
+      if (statements.update.run(parameters).changes === 1) {
+        if (historyLimit > 1) statements.prune.run(sessionId, parameters.version - historyLimit);
+        return { written: true, version: parameters.version };
+      }
+    }
+    const state = statements.state.get(sessionId) as StateRow | undefined;
+    return {
+      written: false,
+      currentVersion: isLive(state, parameters.now) ? state.version : null,
+    };
+  };
 
   const write = database.transaction(
     (
       parameters: SnapshotParameters & { expectedVersion: number | null; now: number },
       historyLimit: number,
-    ) => {
-      const { sessionId, expectedVersion } = parameters;
-      if (expectedVersion === null) {
-        const created = statements.create.get(parameters) as { version: number } | undefined;
-        if (created) {
-          // The id's previous life (if any) takes its history with it.
-          statements.clearHistory.run(sessionId);
-          return { written: true as const, version: created.version };
-        }
-      } else {
-        if (historyLimit > 1) statements.archive.run(parameters);
-        if (statements.update.run(parameters).changes === 1) {
-          if (historyLimit > 1) statements.prune.run(sessionId, parameters.version - historyLimit);
-          return { written: true as const, version: parameters.version };
-        }
+      foldedTurnIds: string[],
+    ): DriverWriteResult => {
+      const result = compareAndSet(parameters, historyLimit);
+      // A refused write folds nothing: its turns stay pending for the next folder.
+      if (result.written && foldedTurnIds.length > 0) {
+        turnLog.fold(parameters.sessionId, foldedTurnIds, parameters.now);
       }
-      const state = statements.state.get(sessionId) as StateRow | undefined;
-      return {
-        written: false as const,
-        currentVersion: isLive(state, parameters.now) ? state.version : null,
-      };
+      return result;
     },
   );
 
@@ -143,11 +164,17 @@ export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver 
     ): DriverRemoveResult => {
       if (statements.remove.run({ sessionId, userId, expectedVersion, now }).changes === 1) {
         statements.clearHistory.run(sessionId);
+        turnLog.forget(sessionId);
         return { status: 'removed' };
       }
       // Nothing matched: tell why from the row as this transaction sees it.
       const state = statements.state.get(sessionId) as StateRow | undefined;
-      if (!isLive(state, now)) return { status: 'absent' };
+      if (!isLive(state, now)) {
+        // Turns recorded for a session with no live snapshot go with an unconditional (trusted)
+        // delete; a delete on behalf of a user must not drop turns other users sent.
+        if (userId === null && expectedVersion === null) turnLog.forget(sessionId);
+        return { status: 'absent' };
+      }
       if (userId !== null && state.user_id !== null && state.user_id !== userId) {
         return { status: 'owner-mismatch' };
       }
@@ -159,6 +186,7 @@ export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver 
     statements.purgeHistory.run(now);
     const expired = statements.purgeExpired.run(now).changes;
     statements.purgeTombstones.run(tombstonesBefore);
+    turnLog.purge(now, tombstonesBefore);
     return expired;
   });
 
@@ -184,16 +212,16 @@ export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver 
     // refuses it at startup instead of running it with different rules.
     specVersion: 1,
     name: 'SQLite',
-    supports: { ttl: true, history: true },
+    supports: { ttl: true, history: true, turnLog: true },
 
     read({ sessionId, now }) {
       const row = statements.read.get(sessionId, now) as SnapshotRow | undefined;
       return row ? fromRow(row) : null;
     },
 
-    write({ snapshot, expectedVersion, now, expiresAt, historyLimit }) {
+    write({ snapshot, expectedVersion, now, expiresAt, historyLimit, foldedTurnIds }) {
       const parameters = { ...toParameters(snapshot, expiresAt), expectedVersion, now };
-      return write.immediate(parameters, historyLimit);
+      return write.immediate(parameters, historyLimit, foldedTurnIds);
     },
 
     remove({ sessionId, userId, expectedVersion, now }) {
@@ -223,6 +251,12 @@ export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver 
       // One read transaction: the current row and the older versions agree.
       return history.deferred(sessionId, limit, historyLimit, now);
     },
+
+    recordTurn: turnLog.recordTurn,
+    readPending: turnLog.readPending,
+    lease: turnLog.lease,
+    releaseLease: turnLog.releaseLease,
+    pendingSessions: turnLog.pendingSessions,
 
     classifyError,
 

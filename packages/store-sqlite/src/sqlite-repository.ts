@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { StorageError } from '@ctx/core';
+import { StorageError, type TurnLog } from '@ctx/core';
 import {
   createDriverRepository,
   type DriverRepository,
@@ -22,14 +22,15 @@ import {
 
 /**
  * Options shared by both ways of creating a {@link createSqliteRepository | SQLite repository}:
- * the options of every ctx repository (`ttlMs`, `historyLimit`, `tombstoneRetentionMs`, `migrate`,
- * `now`) plus SQLite's own.
+ * the options of every ctx repository (`ttlMs`, `historyLimit`, `tombstoneRetentionMs`,
+ * `maxPendingTurns`, `migrate`, `now`) plus SQLite's own.
  */
 export interface SqliteRepositoryCommonOptions extends RepositoryOptions {
   /**
-   * Name of the session table. Its history table is `<tableName>_history`. Lower-case letters,
-   * digits and underscores, starting with a letter or underscore, at most 48 characters, not
-   * `sqlite_…` or `ctx_meta`. Several repositories with different names can share one database.
+   * Name of the session table. Its history, turn and lease tables are `<tableName>_history`,
+   * `<tableName>_turns` and `<tableName>_leases`. Lower-case letters, digits and underscores,
+   * starting with a letter or underscore, at most 48 characters, not `sqlite_…` or `ctx_meta`.
+   * Several repositories with different names can share one database.
    * @default 'ctx_sessions'
    */
   tableName?: string;
@@ -71,8 +72,11 @@ export interface SqliteRepositoryDatabaseOptions extends SqliteRepositoryCommonO
 /** Options of {@link createSqliteRepository}: a `filename` or a `database`, plus common options. */
 export type SqliteRepositoryOptions = SqliteRepositoryFileOptions | SqliteRepositoryDatabaseOptions;
 
-/** A `ContextRepository` stored in SQLite. */
-export interface SqliteRepository extends DriverRepository {
+/**
+ * A `ContextRepository` stored in SQLite. Its turn log is always on (`capabilities.turnLog`), so
+ * the {@link TurnLog} members are always present.
+ */
+export interface SqliteRepository extends Omit<DriverRepository, keyof TurnLog>, TurnLog {
   /** The session table this repository reads and writes. */
   readonly tableName: string;
 }
@@ -141,6 +145,10 @@ function openDatabase(options: SqliteRepositoryOptions): OpenedDatabase {
  * A `ContextRepository` on SQLite through better-sqlite3: the embedded default. One row per
  * session; every write is one `BEGIN IMMEDIATE` transaction, so it is safe for several connections
  * and processes on one file. Optional TTL (`ttlMs`) and snapshot history (`historyLimit`).
+ *
+ * The turn log is always on: `recordTurn` appends a turn to `<tableName>_turns` (idempotent by turn
+ * id, bounded by `maxPendingTurns`), a `save` with `foldedTurnIds` marks them folded in its own
+ * transaction, and `acquireLease` keeps one folder per session through `<tableName>_leases`.
  *
  * A deleted or expired session leaves a tombstone row with its last version (no content), so a
  * session re-created under the same id continues its versions and a writer that read the old one
@@ -214,7 +222,10 @@ export function createSqliteRepository(options: SqliteRepositoryOptions): Sqlite
     }
     if (version < SQLITE_SCHEMA_VERSION) migrateSchema(database, names, location);
     const driver = createSqliteDriver({ database, names, owned, location });
-    return Object.assign(createDriverRepository(driver, settings), { tableName });
+    // The driver supports the turn log, so the helper gave the repository its members.
+    return Object.assign(createDriverRepository(driver, settings), {
+      tableName,
+    }) as SqliteRepository;
   } catch (error) {
     if (owned) database.close();
     throw error;

@@ -11,7 +11,7 @@ import { isSqliteError, toStorageError } from './sqlite-errors.js';
  * The schema version this code writes and reads. A database at a lower version is migrated (with
  * `migrate: true`); one at a higher version is refused.
  */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** The table that records, per session table, which schema version it is at. */
 export const SQLITE_META_TABLE = 'ctx_meta';
@@ -27,9 +27,13 @@ export interface SqliteObjectNames {
   userIndex: string;
   expiresIndex: string;
   deletedIndex: string;
+  turns: string;
+  leases: string;
+  pendingTurnsIndex: string;
+  foldedTurnsIndex: string;
 }
 
-/** The names of the table, its history table and its indexes. */
+/** The names of the table, its history, turn and lease tables, and their indexes. */
 export function objectNamesFor(tableName: string): SqliteObjectNames {
   return {
     sessions: tableName,
@@ -38,8 +42,29 @@ export function objectNamesFor(tableName: string): SqliteObjectNames {
     userIndex: `${tableName}_user_idx`,
     expiresIndex: `${tableName}_expires_idx`,
     deletedIndex: `${tableName}_deleted_idx`,
+    turns: `${tableName}_turns`,
+    leases: `${tableName}_leases`,
+    pendingTurnsIndex: `${tableName}_turns_pending_idx`,
+    foldedTurnsIndex: `${tableName}_turns_folded_idx`,
   };
 }
+
+/**
+ * The schema version that created each table and index: a name a later version creates must be
+ * free before that migration runs, and a table an applied version created must exist.
+ */
+const CREATED_IN: Readonly<Record<keyof SqliteObjectNames, { version: number; table: boolean }>> = {
+  sessions: { version: 1, table: true },
+  history: { version: 1, table: true },
+  listIndex: { version: 1, table: false },
+  userIndex: { version: 1, table: false },
+  expiresIndex: { version: 1, table: false },
+  deletedIndex: { version: 2, table: false },
+  turns: { version: 3, table: true },
+  leases: { version: 3, table: true },
+  pendingTurnsIndex: { version: 3, table: false },
+  foldedTurnsIndex: { version: 3, table: false },
+};
 
 /**
  * Throws `INVALID_CONFIG` unless `tableName` is a plain lower-case SQL identifier we may use: the
@@ -110,6 +135,31 @@ const MIGRATIONS: readonly Migration[] = [
       `DROP INDEX IF EXISTS ${quote(names.listIndex)}`,
       `CREATE INDEX ${quote(names.listIndex)} ON ${quote(names.sessions)} (updated_at, session_id) WHERE deleted_at IS NULL`,
       `CREATE INDEX IF NOT EXISTS ${quote(names.deletedIndex)} ON ${quote(names.sessions)} (deleted_at) WHERE deleted_at IS NOT NULL`,
+    ],
+  },
+  {
+    // The turn log: one row per recorded turn, pending until a write folds it (then only its id,
+    // sequence and fold time stay, so recording it again is a duplicate), plus one lease row per
+    // session. AUTOINCREMENT: a sequence is never handed out twice, even after its row is deleted.
+    version: 3,
+    statements: (names) => [
+      `CREATE TABLE ${quote(names.turns)} (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL,
+  turn_id TEXT NOT NULL,
+  user_id TEXT,
+  messages TEXT,
+  recorded_at INTEGER NOT NULL,
+  folded_at INTEGER,
+  UNIQUE (session_id, turn_id)
+)`,
+      `CREATE INDEX ${quote(names.pendingTurnsIndex)} ON ${quote(names.turns)} (session_id, sequence) WHERE folded_at IS NULL`,
+      `CREATE INDEX ${quote(names.foldedTurnsIndex)} ON ${quote(names.turns)} (folded_at) WHERE folded_at IS NOT NULL`,
+      `CREATE TABLE ${quote(names.leases)} (
+  session_id TEXT PRIMARY KEY NOT NULL,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+)`,
     ],
   },
 ];
@@ -192,15 +242,25 @@ export function inspectSchema(
       `${location}: table "${names.sessions}" is at schema version ${version}, but this @ctx/store-sqlite only knows versions up to ${SQLITE_SCHEMA_VERSION}. Nothing was changed: upgrade @ctx/store-sqlite`,
     );
   }
-  if (version === 0) {
-    const taken = Object.values(names).filter((name) => types.has(name));
-    if (taken.length > 0) {
-      throw mismatch(
-        `${location} already has ${taken.map((name) => `"${name}"`).join(', ')}, not created by ctx (no "${SQLITE_META_TABLE}" entry for "${names.sessions}"). Nothing was changed: choose another tableName`,
-      );
-    }
-  } else {
-    const missing = [names.sessions, names.history].filter((name) => types.get(name) !== 'table');
+  const ours = Object.entries(CREATED_IN) as [
+    keyof SqliteObjectNames,
+    { version: number; table: boolean },
+  ][];
+  const taken = ours
+    .filter(([key, created]) => created.version > version && types.has(names[key]))
+    .map(([key]) => `"${names[key]}"`);
+  if (taken.length > 0) {
+    throw mismatch(
+      version === 0
+        ? `${location} already has ${taken.join(', ')}, not created by ctx (no "${SQLITE_META_TABLE}" entry for "${names.sessions}"). Nothing was changed: choose another tableName`
+        : `${location} already has ${taken.join(', ')}, which the upgrade of table "${names.sessions}" from schema version ${version} would create. Nothing was changed: rename or drop them, or use another tableName`,
+    );
+  }
+  if (version > 0) {
+    const missing = ours
+      .filter(([, created]) => created.table && created.version <= version)
+      .map(([key]) => names[key])
+      .filter((name) => types.get(name) !== 'table');
     if (missing.length > 0) {
       throw mismatch(
         `${location}: "${SQLITE_META_TABLE}" says table "${names.sessions}" is at schema version ${version}, but ${missing.map((name) => `"${name}"`).join(', ')} is missing. The database was altered outside ctx: restore it or remove the "${SQLITE_META_TABLE}" row`,

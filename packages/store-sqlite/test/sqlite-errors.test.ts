@@ -7,6 +7,7 @@ import { createSqliteRepository } from '../src/index.js';
 import {
   makeSnapshot,
   nextVersion,
+  randomId,
   rejectionOf,
   removeTempFolders,
   tempDatabasePath,
@@ -61,6 +62,32 @@ describe('lock contention becomes STORAGE_UNAVAILABLE', () => {
     const second = nextVersion(snapshot, 'after the lock');
     await repository.save(second, { expectedVersion: 1 });
     expect(await repository.get(snapshot.sessionId)).toEqual(second);
+    await repository.close();
+  });
+
+  it("recordTurn and the lease calls fail typed under another connection's write lock; pendingTurns still reads", async () => {
+    const filename = tempDatabasePath();
+    const repository = createSqliteRepository({ filename, busyTimeoutMs: 100 });
+    const sessionId = randomId('session');
+    const turn = (turnId: string) => ({
+      turnId,
+      userId: null,
+      messages: [{ role: 'user' as const, content: 'hello' }],
+    });
+    await repository.recordTurn(sessionId, turn('first'));
+    const lock = holdWriteLock(filename);
+    try {
+      expectUnavailable(await rejectionOf(repository.recordTurn(sessionId, turn('second'))));
+      const lease = { holder: 'folder', ttlMs: 60_000 };
+      expectUnavailable(await rejectionOf(repository.acquireLease(sessionId, lease)));
+      expectUnavailable(await rejectionOf(repository.releaseLease(sessionId, 'folder')));
+      expect((await repository.pendingTurns(sessionId)).map((item) => item.turnId)).toEqual([
+        'first',
+      ]);
+    } finally {
+      lock.release();
+    }
+    expect((await repository.recordTurn(sessionId, turn('second'))).duplicate).toBe(false);
     await repository.close();
   });
 

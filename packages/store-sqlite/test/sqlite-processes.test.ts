@@ -12,6 +12,7 @@ import { makeSnapshot, randomId, removeTempFolders, tempDatabasePath } from './h
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 const writerScript = fileURLToPath(new URL('./fixtures/sqlite-writer.mjs', import.meta.url));
 const impostorScript = fileURLToPath(new URL('./fixtures/sqlite-impostor.mjs', import.meta.url));
+const recorderScript = fileURLToPath(new URL('./fixtures/sqlite-recorder.mjs', import.meta.url));
 
 beforeAll(() => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -38,6 +39,12 @@ interface ImpostorReport {
   absent: number;
   refused: number;
   foreignErrors: unknown[];
+}
+
+interface RecorderReport {
+  seen: string[];
+  results: { turnId: string; sequence: number; duplicate: boolean }[];
+  leased: boolean;
 }
 
 interface Child<Report> {
@@ -251,5 +258,61 @@ describe('two OS processes writing one session', () => {
     expect(ownerDeletes).toBe(rounds);
     expect(await owner.get(sessionId)).toEqual(latest);
     await owner.close();
+  });
+
+  it('share one turn log: each sees the turns the other recorded, and the lease holds across them', async () => {
+    const filename = tempDatabasePath();
+    const parent = createSqliteRepository({ filename });
+    const sessionId = randomId('logged');
+    const [own, first, second] = [randomId('turn'), randomId('turn'), randomId('turn')];
+    const recorded = await parent.recordTurn(sessionId, {
+      turnId: own,
+      userId: 'alice',
+      messages: [{ role: 'assistant', content: 'from the parent' }],
+    });
+    expect(await parent.acquireLease(sessionId, { holder: 'parent', ttlMs: 60_000 })).toBe(true);
+
+    const child = spawnChild<RecorderReport>(
+      recorderScript,
+      [filename, sessionId, first, second],
+      'recorder',
+    );
+    await child.ready;
+    const { exitCode, report, stderr } = await child.done;
+    expect(stderr).toBe('');
+    expect(exitCode).toBe(0);
+    expect(report?.seen).toEqual([own]);
+    expect(report?.results.map(({ turnId, duplicate }) => ({ turnId, duplicate }))).toEqual([
+      { turnId: first, duplicate: false },
+      { turnId: second, duplicate: false },
+      { turnId: first, duplicate: true },
+    ]);
+    expect(report?.results[2]?.sequence).toBe(report?.results[0]?.sequence);
+    expect(report?.leased, "the child took the parent's lease").toBe(false);
+
+    const pending = await parent.pendingTurns(sessionId);
+    expect(
+      pending.map(({ turnId, sequence, messages }) => ({ turnId, sequence, messages })),
+    ).toEqual([
+      {
+        turnId: own,
+        sequence: recorded.sequence,
+        messages: [{ role: 'assistant', content: 'from the parent' }],
+      },
+      {
+        turnId: first,
+        sequence: report?.results[0]?.sequence,
+        messages: [{ role: 'user', content: 'from the child 🚀' }],
+      },
+      {
+        turnId: second,
+        sequence: report?.results[1]?.sequence,
+        messages: [{ role: 'user', content: 'second from the child' }],
+      },
+    ]);
+    expect(await parent.sessionsWithPendingTurns()).not.toContain(sessionId);
+    await parent.releaseLease(sessionId, 'parent');
+    expect(await parent.sessionsWithPendingTurns()).toContain(sessionId);
+    await parent.close();
   });
 });

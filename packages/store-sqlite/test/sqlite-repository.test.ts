@@ -63,14 +63,14 @@ describe('options', () => {
     expectInvalidConfig({ filename, wal: 1 }, 'wal');
   });
 
-  it('declares capabilities from ttlMs and historyLimit', async () => {
+  it('declares capabilities from ttlMs and historyLimit, and always the turn log', async () => {
     const plain = createSqliteRepository({ filename: ':memory:' });
     const full = createSqliteRepository({ filename: ':memory:', ttlMs: 1000, historyLimit: 3 });
-    expect(plain.capabilities).toEqual({ ttl: false, history: false });
+    expect(plain.capabilities).toEqual({ ttl: false, history: false, turnLog: true });
     // Without a TTL purgeExpired still forgets old tombstones of deleted sessions.
     expect(typeof plain.purgeExpired).toBe('function');
     expect(plain.history).toBeUndefined();
-    expect(full.capabilities).toEqual({ ttl: true, history: true });
+    expect(full.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
     expect(typeof full.purgeExpired).toBe('function');
     expect(typeof full.history).toBe('function');
     await plain.close();
@@ -259,7 +259,11 @@ describe('storage layout', () => {
       { type: 'index', name: 'ctx_sessions_deleted_idx' },
       { type: 'index', name: 'ctx_sessions_expires_idx' },
       { type: 'table', name: 'ctx_sessions_history' },
+      { type: 'table', name: 'ctx_sessions_leases' },
       { type: 'index', name: 'ctx_sessions_list_idx' },
+      { type: 'table', name: 'ctx_sessions_turns' },
+      { type: 'index', name: 'ctx_sessions_turns_folded_idx' },
+      { type: 'index', name: 'ctx_sessions_turns_pending_idx' },
       { type: 'index', name: 'ctx_sessions_user_idx' },
     ]);
     const indexColumns = (name: string) =>
@@ -267,6 +271,8 @@ describe('storage layout', () => {
     expect(indexColumns('ctx_sessions_user_idx')).toEqual(['user_id', 'updated_at', 'session_id']);
     expect(indexColumns('ctx_sessions_list_idx')).toEqual(['updated_at', 'session_id']);
     expect(indexColumns('ctx_sessions_deleted_idx')).toEqual(['deleted_at']);
+    expect(indexColumns('ctx_sessions_turns_pending_idx')).toEqual(['session_id', 'sequence']);
+    expect(indexColumns('ctx_sessions_turns_folded_idx')).toEqual(['folded_at']);
     raw.close();
   });
 

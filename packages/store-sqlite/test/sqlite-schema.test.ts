@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ContextError } from '@ctx/core';
+import { ContextError, type TurnInput } from '@ctx/core';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -238,6 +238,102 @@ describe('upgrading a database written at schema version 1', () => {
   });
 });
 
+// test/fixtures/schema-v2.db was written by @ctx/store-sqlite at schema version 2 (tombstones,
+// before the turn log), in rollback-journal mode, with a clock at 2025-06-01T00:00:00Z (T):
+// - "v2-history": versions 1–4 by alice, historyLimit 3 (versions 2 and 3 in the history table);
+// - "v2-deleted": versions 1–2 by bob, then deleted at T+20: a tombstone at version 2;
+// - "v2-anonymous": version 1, no owner, summary "héllo 😀", goal "Goal", plan ["a","b"],
+//   progress [], updated at T+30;
+// - "v2-expired": by bob, ttlMs one hour, written at T+40 (expired since).
+const V2_FIXTURE = fileURLToPath(new URL('./fixtures/schema-v2.db', import.meta.url));
+const V2_TIME = Date.UTC(2025, 5, 1);
+
+function copyV2Fixture(): string {
+  const filename = tempDatabasePath();
+  copyFileSync(V2_FIXTURE, filename);
+  return filename;
+}
+
+describe('upgrading a database written at schema version 2', () => {
+  it('adds the turn log and keeps every session, tombstone and history', async () => {
+    const filename = copyV2Fixture();
+    expect(metaRows(filename)).toEqual([{ table_name: 'ctx_sessions', schema_version: 2 }]);
+    const repository = createSqliteRepository({ filename, historyLimit: 3 });
+    expect(metaRows(filename)).toEqual([
+      { table_name: 'ctx_sessions', schema_version: SQLITE_SCHEMA_VERSION },
+    ]);
+
+    const history = await repository.get('v2-history');
+    expect(history).toMatchObject({ userId: 'alice', summary: 'version 4', version: 4 });
+    expect((await repository.history!('v2-history')).map((item) => item.summary)).toEqual([
+      'version 4',
+      'version 3',
+      'version 2',
+    ]);
+    expect(await repository.get('v2-anonymous')).toEqual({
+      sessionId: 'v2-anonymous',
+      userId: null,
+      summary: 'héllo 😀',
+      goal: 'Goal',
+      plan: ['a', 'b'],
+      progress: [],
+      createdAt: new Date(V2_TIME),
+      updatedAt: new Date(V2_TIME + 30),
+      version: 1,
+    });
+    expect(await repository.get('v2-deleted')).toBeNull();
+    expect(await repository.get('v2-expired')).toBeNull();
+
+    // The tombstone still keeps the deleted session's versions from restarting.
+    const reborn = makeSnapshot({ sessionId: 'v2-deleted' });
+    expect((await repository.save(reborn, { expectedVersion: null })).version).toBe(3);
+    // The turn log works on the upgraded file, folds included.
+    const turn: TurnInput = {
+      turnId: 'turn-1',
+      userId: 'alice',
+      messages: [{ role: 'user', content: 'hi' }],
+    };
+    expect(await repository.recordTurn('v2-history', turn)).toMatchObject({
+      duplicate: false,
+    });
+    await repository.save(nextVersion(history!, 'version 5'), {
+      expectedVersion: 4,
+      foldedTurnIds: ['turn-1'],
+    });
+    expect(await repository.pendingTurns('v2-history')).toEqual([]);
+    expect((await repository.recordTurn('v2-history', turn)).duplicate).toBe(true);
+    await repository.close();
+
+    const fresh = tempDatabasePath();
+    await createSqliteRepository({ filename: fresh }).close();
+    expect(schemaOf(filename)).toEqual(schemaOf(fresh));
+    const again = createSqliteRepository({ filename, migrate: false });
+    expect((await again.get('v2-history'))?.version).toBe(5);
+    await again.close();
+  });
+
+  it('with migrate: false refuses a version-2 table, and leaves the file untouched', () => {
+    expectRefusedUntouched(
+      copyV2Fixture(),
+      'SCHEMA_MISMATCH',
+      /is at schema version 2, this code needs \d+, and migrate is false/,
+      { migrate: false },
+    );
+  });
+
+  it('refuses to upgrade when a name the turn log needs is taken, and leaves the file untouched', () => {
+    const filename = copyV2Fixture();
+    const raw = new Database(filename);
+    raw.exec('CREATE TABLE ctx_sessions_leases (anything TEXT)');
+    raw.close();
+    expectRefusedUntouched(
+      filename,
+      'SCHEMA_MISMATCH',
+      /"ctx_sessions_leases", which the upgrade of table "ctx_sessions" from schema version 2 would create/,
+    );
+  });
+});
+
 describe('refusing a database that is not ours', () => {
   it('refuses a file of random bytes with SCHEMA_MISMATCH and leaves it byte for byte', () => {
     const filename = tempDatabasePath('notes.db');
@@ -309,6 +405,16 @@ describe('refusing a database that is not ours', () => {
     raw.exec('DROP TABLE ctx_sessions');
     raw.close();
     expectRefusedUntouched(filename, 'SCHEMA_MISMATCH', /"ctx_sessions" is missing/);
+  });
+
+  it('refuses a database whose turn table was dropped behind ctx_meta', async () => {
+    const filename = tempDatabasePath();
+    await createSqliteRepository({ filename }).close();
+    const raw = new Database(filename);
+    raw.pragma('journal_mode = DELETE');
+    raw.exec('DROP TABLE ctx_sessions_turns');
+    raw.close();
+    expectRefusedUntouched(filename, 'SCHEMA_MISMATCH', /"ctx_sessions_turns" is missing/);
   });
 
   it('refuses a session table whose columns were altered', async () => {

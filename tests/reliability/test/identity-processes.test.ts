@@ -53,13 +53,26 @@ describe.each(PROCESS_BACKENDS)('%s: session identity across OS processes', (nam
     await held.printed('ready');
     held.send('go');
     await held.printed('extracting');
-    // Between the held update's read and its write: Alice's session goes, Bob's arrives.
+    // Between the held update's read and its write: Alice's session goes, Bob's arrives (as
+    // another instance's fold writes it: the held process holds the session's lease).
     expect(await store.delete(sessionId, { userId: alice })).toBe(true);
-    const bobs = await store.update({
-      sessionId,
-      userId: bob,
-      messages: [{ role: 'user', content: "Bob's session" }],
-    });
+    const now = new Date();
+    const bobs = {
+      context: await backend.repository.save(
+        {
+          sessionId,
+          userId: bob,
+          summary: "Bob's session",
+          goal: null,
+          plan: null,
+          progress: null,
+          createdAt: now,
+          updatedAt: now,
+          version: 1,
+        },
+        { expectedVersion: null },
+      ),
+    };
     held.send('continue');
     // A retry after the conflict reads Bob's session and extracts again: let it through.
     held.send('continue');

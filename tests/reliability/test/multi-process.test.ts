@@ -4,8 +4,8 @@ import { type Backend, type BackendName, openBackend, randomId } from './helpers
 import { killWorkers, spawnWorker } from './helpers/processes.js';
 
 // K OS processes × M turns on ONE session, each through its own SessionContextStore and its own
-// connection. The extractor appends the turn's unique mark to the previous summary, so a lost
-// update shows up as a missing mark, and a double write as a duplicated one.
+// connection. The extractor appends the folded turns' unique marks to the previous summary, so a
+// lost turn shows up as a missing mark, and a turn folded twice as a duplicated one.
 const PROCESSES = 4;
 const TURNS = 25;
 const MAX_CONFLICT_RETRIES = 100;
@@ -65,26 +65,22 @@ describe.each(MULTI_PROCESS_BACKENDS)('%s: concurrent OS processes on one sessio
     expect(stored).not.toBeNull();
     assertValidSnapshot(stored);
     expect(stored?.userId).toBe(userId);
-    // One version per acknowledged write, and every write acknowledged with a distinct version.
-    expect(stored?.version).toBe(acknowledged.length);
-    const versions = acknowledged.map((entry) => entry.version).sort((a, b) => a - b);
-    expect(versions).toEqual(Array.from({ length: acknowledged.length }, (_, index) => index + 1));
+    // Nothing is left in the turn log, and one version per extraction: at most one per turn.
+    expect(await backend.repository.pendingTurns?.(sessionId)).toEqual([]);
+    expect(stored?.version).toBeLessThanOrEqual(acknowledged.length);
 
-    // Every acknowledged mark is present exactly once, at the line of the version that wrote it.
+    // Every acknowledged mark is present exactly once, and each answer's version holds its turn.
     const lines = stored?.summary.split('\n') ?? [];
     expect(lines).toHaveLength(acknowledged.length);
-    for (const { mark, version } of acknowledged) expect(lines[version - 1]).toBe(mark);
     expect(new Set(lines).size).toBe(lines.length);
+    for (const { mark, version } of acknowledged) {
+      expect(lines).toContain(mark);
+      expect(version).toBeLessThanOrEqual(stored?.version ?? 0);
+    }
     // A process's turns are sequential, so its marks appear in turn order.
     for (const report of reports) {
       const own = lines.filter((line) => line.startsWith(`${report.tag}:`));
       expect(own).toEqual(Array.from({ length: TURNS }, (_, turn) => `${report.tag}:${turn}`));
     }
-    // The processes really raced: some compare-and-set lost and was retried.
-    const retries = reports.reduce(
-      (sum, report) => sum + report.conflictRetries + (report.retriedErrors.VERSION_CONFLICT ?? 0),
-      0,
-    );
-    expect(retries).toBeGreaterThan(0);
   });
 });

@@ -155,29 +155,32 @@ describe.each(BACKENDS)('%s: tenant isolation through SessionContextStore', (nam
     ]);
   });
 
-  it('schedule: another user’s background update is refused, dropped and never extracted', async () => {
+  it('schedule: another user’s turn is refused before it is recorded, and never extracted', async () => {
     for (const userId of IMPOSTORS) {
-      store.schedule({
-        sessionId,
-        userId,
-        messages: [{ role: 'user', content: `${userId}: overwrite in the background` }],
-      });
+      expectOwnershipError(
+        await rejection(
+          store.schedule({
+            sessionId,
+            userId,
+            messages: [{ role: 'user', content: `${userId}: overwrite in the background` }],
+          }),
+        ),
+        `schedule as ${userId}`,
+      );
     }
     await store.flush();
     await expectUntouched();
-    const failures = events.filter((event) => event.type === 'failed');
-    expect(failures.length).toBeGreaterThan(0);
-    for (const failure of failures) {
-      expect(failure.type === 'failed' && failure.error.code).toBe('OWNERSHIP_MISMATCH');
-    }
-    expect(events.filter((event) => event.type === 'messages-dropped')).not.toEqual([]);
-    expect(store.carriedMessages().get(sessionId) ?? 0).toBe(0);
+    expect(await store.pendingTurns(sessionId)).toEqual([]);
+    const seen = extractor.requests.flatMap((request) => request.messages.map((m) => m.content));
+    expect(seen.some((content) => content.includes('overwrite in the background'))).toBe(false);
   });
 
-  it('schedule: an impostor’s turn queued between the owner’s turns is the only one refused', async () => {
-    store.schedule({ sessionId, userId: ALICE, messages: [{ role: 'user', content: 'A1' }] });
-    store.schedule({ sessionId, userId: 'bob', messages: [{ role: 'user', content: 'B1' }] });
-    store.schedule({ sessionId, userId: ALICE, messages: [{ role: 'user', content: 'A2' }] });
+  it('schedule: an impostor’s turn between the owner’s turns is the only one not applied', async () => {
+    await store.schedule({ sessionId, userId: ALICE, messages: [{ role: 'user', content: 'A1' }] });
+    await store
+      .schedule({ sessionId, userId: 'bob', messages: [{ role: 'user', content: 'B1' }] })
+      .catch(() => undefined);
+    await store.schedule({ sessionId, userId: ALICE, messages: [{ role: 'user', content: 'A2' }] });
     await store.flush();
     const stored = await store.get(sessionId, { userId: ALICE });
     expect(stored?.summary).toContain('A1');
@@ -249,40 +252,52 @@ describe.each(BACKENDS)('%s: tenant isolation through SessionContextStore', (nam
   });
 });
 
-// Carry-over lives in the store, not in a repository: one store is enough to show it.
-describe('SessionContextStore carry-over', () => {
-  it('carried-over messages of another user never reach this user’s session', async () => {
-    // Bob's background update of a session id that does not exist yet fails (model outage); his
-    // messages are kept for the session's next update. Alice then creates a session with that id.
+// The turn log decides who owns a new id: the first recorded turn. Turns of anyone else are let go
+// at the fold, never applied: one store is enough to show it.
+describe('SessionContextStore turn log: ownership of a new session id', () => {
+  it('a failed turn of another user claims the id; this user is refused and never sees it', async () => {
+    // Bob's background fold of a session id that does not exist yet fails (model outage); his
+    // turn stays recorded. Alice then updates the same id.
     const shared = randomId('shared-id');
     const outage = createScriptedExtractor({
       replies: [new ExtractionError('server_error', 'model outage')],
       fallback: (request) => summaryOf(request, request.previous?.summary),
     });
+    const events: SessionContextEvent[] = [];
     const background = new SessionContextStore({
       repository: createMemoryRepository(),
       extractor: outage,
-      config: { background: { maxAttempts: 1, initialDelayMs: 0 }, onEvent: () => undefined },
+      config: {
+        background: { maxAttempts: 1, initialDelayMs: 0 },
+        onEvent: (event) => events.push(event),
+      },
     });
-    background.schedule({
+    await background.schedule({
       sessionId: shared,
       userId: 'bob',
       messages: [{ role: 'user', content: 'Bob: my password is hunter2.' }],
     });
     await background.flush();
-    await background.update({
-      sessionId: shared,
-      userId: ALICE,
-      messages: [{ role: 'user', content: 'Alice: hello.' }],
-    });
-    const stored = await background.get(shared, { userId: ALICE });
-    expect(stored?.userId).toBe(ALICE);
-    expect(stored?.summary).not.toContain('hunter2');
-    const seen = outage.requests.slice(1).flatMap((request) => request.messages);
-    expect(seen.map((message) => message.content)).not.toContain('Bob: my password is hunter2.');
+    expectOwnershipError(
+      await rejection(
+        background.update({
+          sessionId: shared,
+          userId: ALICE,
+          messages: [{ role: 'user', content: 'Alice: hello.' }],
+        }),
+      ),
+      'Alice after Bob claimed the id',
+    );
+    const stored = await background.get(shared);
+    expect(stored?.userId).toBe('bob');
+    expect(stored?.summary).not.toContain('Alice');
+    // Alice's words never reached the model, and were reported as let go.
+    const seen = outage.requests.flatMap((request) => request.messages.map((m) => m.content));
+    expect(seen).not.toContain('Alice: hello.');
+    expect(events.some((event) => event.type === 'messages-dropped')).toBe(true);
   });
 
-  it('carried-over messages of another user never reach this user’s background update', async () => {
+  it('the same through schedule: Alice’s background turn is let go, never applied to Bob’s session', async () => {
     const shared = randomId('shared-id');
     const outage = createScriptedExtractor({
       replies: [new ExtractionError('server_error', 'model outage')],
@@ -293,20 +308,22 @@ describe('SessionContextStore carry-over', () => {
       extractor: outage,
       config: { background: { maxAttempts: 1, initialDelayMs: 0 }, onEvent: () => undefined },
     });
-    background.schedule({
+    await background.schedule({
       sessionId: shared,
       userId: 'bob',
       messages: [{ role: 'user', content: 'Bob: my password is hunter2.' }],
     });
     await background.flush();
-    background.schedule({
+    await background.schedule({
       sessionId: shared,
       userId: ALICE,
       messages: [{ role: 'user', content: 'Alice: hello.' }],
     });
     await background.flush();
-    const stored = await background.get(shared, { userId: ALICE });
-    expect(stored?.userId).toBe(ALICE);
-    expect(stored?.summary).not.toContain('hunter2');
+    expectOwnershipError(await rejection(background.get(shared, { userId: ALICE })), 'Alice reads');
+    const stored = await background.get(shared);
+    expect(stored?.userId).toBe('bob');
+    expect(stored?.summary).not.toContain('Alice');
+    expect(await background.pendingTurns(shared)).toEqual([]);
   });
 });

@@ -286,8 +286,9 @@ export interface ContextDriver {
   /**
    * Turn log: ids of sessions with pending turns recorded at or before `recordedBefore` and no live
    * lease, oldest pending turn first. `remove` drops a session's pending turns, folded ids and
-   * lease (when it removes the session or finds none live); `purge` forgets folded ids older than
-   * `tombstonesBefore`.
+   * lease when it removes the session, or when it finds none live and the delete names neither a
+   * user nor a version (a delete on behalf of a user never drops turns other users sent for a
+   * session not created yet); `purge` forgets folded ids older than `tombstonesBefore`.
    */
   pendingSessions?(request: DriverPendingSessionsRequest): Awaitable<string[]>;
 

@@ -42,7 +42,9 @@ export interface RepositoryOptions {
    */
   migrate?: boolean;
   /**
-   * The repository's clock, in epoch milliseconds (expiry, tombstone age).
+   * The repository's clock, in epoch milliseconds: expiry, tombstone age, and the times of the
+   * turn log (when a turn was recorded or folded, when a lease expires). Keep instances' clocks
+   * in sync.
    * @default Date.now
    */
   now?: () => number;

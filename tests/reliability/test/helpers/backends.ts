@@ -126,7 +126,9 @@ export async function dropMysqlTables(tableName: string, url = MYSQL_URL): Promi
   const { createConnection } = await import('mysql2/promise');
   const connection = await createConnection(url);
   try {
-    await connection.query(`DROP TABLE IF EXISTS \`${tableName}_history\`, \`${tableName}\``);
+    await connection.query(
+      `DROP TABLE IF EXISTS \`${tableName}_turns\`, \`${tableName}_leases\`, \`${tableName}_history\`, \`${tableName}\``,
+    );
   } finally {
     await connection.end();
   }

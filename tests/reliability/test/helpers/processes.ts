@@ -10,6 +10,8 @@ export interface Worker<Report> {
   printed(line: string): Promise<void>;
   /** Sends one line to its stdin. */
   send(line: string): void;
+  /** Kills it at once (SIGKILL): no cleanup, no flush, as a crash or an OOM kill would. */
+  kill(): void;
   /** Its exit code, stderr, and its last stdout line parsed as JSON. */
   done: Promise<{ exitCode: number | null; report: Report | undefined; stderr: string }>;
 }
@@ -66,6 +68,7 @@ export function spawnWorker<Report>(script: string, job: unknown): Worker<Report
         });
       }),
     send: (line) => child.stdin.write(`${line}\n`),
+    kill: () => child.kill('SIGKILL'),
     done,
   };
 }

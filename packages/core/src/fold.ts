@@ -1,0 +1,276 @@
+import { ContextError, ExtractionError, StorageError, VersionConflictError } from './errors.js';
+import type { ContextExtractor, TokenUsage } from './extraction.js';
+import { applyUpdatePolicy, messagesForExtraction } from './policy.js';
+import type { ContextRepository } from './repository.js';
+import { ContextDraftSchema, type SessionContext, toValidationIssues } from './schema.js';
+import type { RecordedTurn, TurnLog } from './turn-log.js';
+
+/** A repository with the turn log: what the store folds through. */
+export type TurnLogRepository = ContextRepository & TurnLog;
+
+/** What the orchestrator lends a fold. */
+export interface FoldSettings {
+  repository: TurnLogRepository;
+  extractor: ContextExtractor;
+  planning: boolean;
+  instructions: string | undefined;
+  maxConflictRetries: number;
+  /** Time limit of one extraction; 0 disables it. */
+  timeoutMs: number;
+  /** Message characters one extraction may take; a longer pending log takes several. */
+  maxInputChars: number;
+  /** How long a fold's lease lasts; it is renewed every third of it while the fold runs. */
+  leaseTtlMs: number;
+  now(): Date;
+  emit(event: FoldEvent): void;
+}
+
+/** Events a fold reports (the store adds `background`). */
+export type FoldEvent =
+  | {
+      type: 'folded';
+      sessionId: string;
+      version: number;
+      turns: number;
+      messageCount: number;
+      durationMs: number;
+      usage?: TokenUsage;
+      conflictRetries: number;
+    }
+  | {
+      type: 'conflict-retried';
+      sessionId: string;
+      attempt: number;
+      expectedVersion: number | null;
+      currentVersion: number | null;
+    }
+  | { type: 'rejected'; sessionId: string; turns: RecordedTurn[] };
+
+/** What one fold did; `busy` when another folder holds the session's lease. */
+export type FoldOutcome =
+  | 'busy'
+  | {
+      /** Turns folded into the snapshot (applied or, for other owners, let go). */
+      turns: number;
+      /** Extractions made. */
+      extractions: number;
+      usage?: TokenUsage;
+      conflictRetries: number;
+      /** The snapshot after the fold (or as found, when nothing was pending). */
+      context: SessionContext | null;
+      /** Whether this fold folded the `until` turn (then `context` holds it). */
+      reached: boolean;
+    };
+
+function toContextError(error: unknown, fallback: 'extraction' | 'storage'): ContextError {
+  if (ContextError.isInstance(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return fallback === 'extraction'
+    ? new ExtractionError('unknown', `The extractor failed: ${message}`, { cause: error })
+    : new StorageError('STORAGE_ERROR', `The repository failed: ${message}`, { cause: error });
+}
+
+const size = (turn: RecordedTurn) =>
+  turn.messages.reduce((total, message) => total + message.content.length, 0);
+
+/**
+ * Splits the pending log (oldest first) into the turns the next extraction applies and the turns
+ * it lets go: a turn of a user other than the session's owner is never applied (the first turn of
+ * a session that does not exist yet makes its sender the owner). The applied turns are
+ * consecutive, oldest first, within `maxInputChars` (at least one, never cut).
+ */
+export function selectBatch(
+  previous: SessionContext | null,
+  pending: RecordedTurn[],
+  maxInputChars: number,
+): { apply: RecordedTurn[]; reject: RecordedTurn[]; owner: string | null } {
+  let owner = previous?.userId ?? null;
+  const apply: RecordedTurn[] = [];
+  const reject: RecordedTurn[] = [];
+  let chars = 0;
+  for (const turn of pending) {
+    if (previous === null && apply.length === 0 && reject.length === 0) owner = turn.userId;
+    if (turn.userId !== null && owner !== null && turn.userId !== owner) {
+      reject.push(turn);
+      continue;
+    }
+    const length = size(turn);
+    if (apply.length > 0 && chars + length > maxInputChars) break;
+    apply.push(turn);
+    chars += length;
+  }
+  return { apply, reject, owner };
+}
+
+/** One extraction with the time limit and the caller's signal; the draft is validated. */
+async function extract(
+  settings: FoldSettings,
+  previous: SessionContext | null,
+  turns: RecordedTurn[],
+  callerSignal: AbortSignal | undefined,
+) {
+  const timeout = settings.timeoutMs > 0 ? AbortSignal.timeout(settings.timeoutMs) : undefined;
+  const signals = [callerSignal, timeout].filter((signal): signal is AbortSignal => !!signal);
+  const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+  const messages = messagesForExtraction(turns.flatMap((turn) => turn.messages));
+  try {
+    const result = await settings.extractor.extract(
+      {
+        previous,
+        messages,
+        planning: settings.planning,
+        ...(settings.instructions ? { instructions: settings.instructions } : {}),
+      },
+      signal ? { signal } : {},
+    );
+    const draft = ContextDraftSchema.safeParse(result?.draft);
+    if (!draft.success) {
+      throw new ExtractionError(
+        'schema_mismatch',
+        `The extractor returned an invalid draft: ${toValidationIssues(draft.error)
+          .slice(0, 5)
+          .map((issue) => `${issue.path}: ${issue.message}`)
+          .join('; ')}`,
+        { cause: draft.error },
+      );
+    }
+    return { draft: draft.data, usage: result.usage, messageCount: messages.length };
+  } catch (error) {
+    if (timeout?.aborted && !callerSignal?.aborted) {
+      throw new ExtractionError(
+        'timeout',
+        `The extraction took longer than ${settings.timeoutMs} ms`,
+        { cause: error },
+      );
+    }
+    if (callerSignal?.aborted && !ContextError.isInstance(error)) {
+      throw new ExtractionError('aborted', 'The extraction was aborted', { cause: error });
+    }
+    throw toContextError(error, 'extraction');
+  }
+}
+
+const addUsage = (total: TokenUsage | undefined, more: TokenUsage | undefined) =>
+  more
+    ? {
+        inputTokens: (total?.inputTokens ?? 0) + more.inputTokens,
+        outputTokens: (total?.outputTokens ?? 0) + more.outputTokens,
+      }
+    : total;
+
+/**
+ * Folds a session's pending turns into its snapshot under the session's lease: read the snapshot
+ * and the pending log, extract from the oldest turns (several extractions when they exceed
+ * `maxInputChars`), and save each new version with the turns it folded in one compare-and-set.
+ * Stops when nothing is pending, or as soon as `until` (a turn id) is folded. A lost race re-reads
+ * and extracts again (bounded); correctness rests on compare-and-set, the lease only saves the
+ * model calls of folders that would lose.
+ */
+export async function foldSession(
+  settings: FoldSettings,
+  sessionId: string,
+  options: { holder: string; until?: string; signal?: AbortSignal },
+): Promise<FoldOutcome> {
+  const { repository, leaseTtlMs } = settings;
+  const lease = { holder: options.holder, ttlMs: leaseTtlMs };
+  if (!(await repository.acquireLease(sessionId, lease))) return 'busy';
+  // A long extraction keeps its lease; a crashed folder's lease lapses within leaseTtlMs.
+  const renewal = setInterval(
+    () => {
+      repository.acquireLease(sessionId, lease).catch(() => undefined);
+    },
+    Math.max(1, Math.floor(leaseTtlMs / 3)),
+  );
+  renewal.unref?.();
+  let turns = 0;
+  let extractions = 0;
+  let usage: TokenUsage | undefined;
+  let conflictRetries = 0;
+  let context: SessionContext | null = null;
+  let reached = false;
+  try {
+    for (let attempt = 0; ; ) {
+      const started = performance.now();
+      const previous = await repository.get(sessionId);
+      context = previous;
+      const pending = await repository.pendingTurns(sessionId);
+      if (pending.length === 0) break;
+      if (options.until !== undefined && !pending.some((turn) => turn.turnId === options.until)) {
+        break;
+      }
+      const { apply, reject, owner } = selectBatch(previous, pending, settings.maxInputChars);
+      let content = previous;
+      let messageCount = 0;
+      let batchUsage: TokenUsage | undefined;
+      if (apply.length > 0) {
+        const result = await extract(settings, previous, apply, options.signal);
+        extractions += 1;
+        batchUsage = result.usage;
+        usage = addUsage(usage, result.usage);
+        messageCount = result.messageCount;
+        content = {
+          ...(previous as SessionContext),
+          ...applyUpdatePolicy(previous, result.draft, { planning: settings.planning }),
+        };
+      }
+      const now = settings.now();
+      const snapshot: SessionContext = {
+        sessionId,
+        userId: previous ? previous.userId : owner,
+        summary: content?.summary ?? '',
+        goal: content?.goal ?? null,
+        plan: content?.plan ?? null,
+        progress: content?.progress ?? null,
+        createdAt: previous?.createdAt ?? now,
+        // Never move backwards, even when instances' clocks disagree.
+        updatedAt: previous && previous.updatedAt > now ? previous.updatedAt : now,
+        version: (previous?.version ?? 0) + 1,
+      };
+      const folded = [...apply, ...reject];
+      try {
+        context = await repository.save(snapshot, {
+          expectedVersion: previous?.version ?? null,
+          foldedTurnIds: folded.map((turn) => turn.turnId),
+        });
+      } catch (error) {
+        if (!VersionConflictError.isInstance(error) || attempt >= settings.maxConflictRetries) {
+          throw toContextError(error, 'storage');
+        }
+        attempt += 1;
+        conflictRetries += 1;
+        settings.emit({
+          type: 'conflict-retried',
+          sessionId,
+          attempt,
+          expectedVersion: error.expectedVersion,
+          currentVersion: error.currentVersion,
+        });
+        // Colliding folders would collide again in lockstep: wait a random, growing moment.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)),
+        );
+        continue;
+      }
+      turns += folded.length;
+      if (reject.length > 0) settings.emit({ type: 'rejected', sessionId, turns: reject });
+      settings.emit({
+        type: 'folded',
+        sessionId,
+        version: context.version,
+        turns: folded.length,
+        messageCount,
+        durationMs: performance.now() - started,
+        ...(batchUsage ? { usage: batchUsage } : {}),
+        conflictRetries,
+      });
+      if (options.until !== undefined && folded.some((turn) => turn.turnId === options.until)) {
+        reached = true;
+        break;
+      }
+    }
+  } finally {
+    clearInterval(renewal);
+    await repository.releaseLease(sessionId, options.holder).catch(() => undefined);
+  }
+  return { turns, extractions, ...(usage ? { usage } : {}), conflictRetries, context, reached };
+}
