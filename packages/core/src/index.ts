@@ -52,15 +52,15 @@ export {
   SessionIdSchema,
   UserIdSchema,
 } from './schema.js';
-export {
-  type BackgroundConfig,
-  type FoldConfig,
-  type SessionContextConfig,
-  type SessionContextEvent,
-  SessionContextStore,
-  type UpdateInput,
-  type UpdateResult,
-} from './store.js';
+export { SessionContextStore } from './store.js';
+export type {
+  BackgroundConfig,
+  FoldConfig,
+  SessionContextConfig,
+  SessionContextEvent,
+  UpdateInput,
+  UpdateResult,
+} from './store-options.js';
 export type {
   LeaseOptions,
   PendingSessionsQuery,
