@@ -610,6 +610,27 @@ describe('background mode (the turn log)', () => {
     expect(await store.pendingTurns('s')).toEqual([]);
   });
 
+  it("another instance's next update folds the turns this one could not, before its own, in order", async () => {
+    const repository = createMemoryRepository();
+    const down = createScriptedExtractor({
+      fallback: new ExtractionError('server_error', 'model outage'),
+    });
+    const instanceA = new SessionContextStore({
+      repository,
+      extractor: down,
+      config: { background: { maxAttempts: 1 }, onEvent: () => {} },
+    });
+    await instanceA.schedule({ sessionId: 's', messages: [user('older turn on A')] });
+    await instanceA.flush();
+    const up = createScriptedExtractor({
+      fallback: (request) => ({ summary: request.messages.map((m) => m.content).join(' | ') }),
+    });
+    const instanceB = new SessionContextStore({ repository, extractor: up });
+    const result = await instanceB.update({ sessionId: 's', messages: [user('newer turn on B')] });
+    expect(result.context?.summary).toBe('older turn on A | newer turn on B');
+    expect(up.requests).toHaveLength(1);
+  });
+
   it('a big turn is never cut: pending input over the budget is folded in several extractions, oldest first', async () => {
     const extractor = createScriptedExtractor({
       fallback: (request) => ({
