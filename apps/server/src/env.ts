@@ -20,6 +20,16 @@ export interface ServerSettings {
   shutdownTimeoutMs: number;
   /** `CTX_MAX_BODY_BYTES`: largest accepted request body. @default 16777216 */
   maxBodyBytes: number;
+  /**
+   * `CTX_DRAIN_INTERVAL_MS`: pause between drains of turns other instances left pending; 0 runs no
+   * drain loop. @default 5000
+   */
+  drainIntervalMs: number;
+  /**
+   * `CTX_DRAIN_OLDER_THAN_MS`: a drain takes only sessions whose oldest pending turn is at least
+   * this old (fresher ones are being folded by the instance that recorded them). @default 10000
+   */
+  drainOlderThanMs: number;
 }
 
 type Environment = Record<string, string | undefined>;
@@ -31,6 +41,8 @@ const DEFAULTS = {
   maxConflictRetries: 3,
   shutdownTimeoutMs: 30_000,
   maxBodyBytes: 16 * 1024 * 1024,
+  drainIntervalMs: 5000,
+  drainOlderThanMs: 10_000,
 } as const;
 
 /**
@@ -89,6 +101,8 @@ export function readServerSettings(env: Environment = process.env): ServerSettin
       3_600_000,
     ),
     maxBodyBytes: integer('CTX_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 1024 ** 3),
+    drainIntervalMs: integer('CTX_DRAIN_INTERVAL_MS', DEFAULTS.drainIntervalMs, 0, 86_400_000),
+    drainOlderThanMs: integer('CTX_DRAIN_OLDER_THAN_MS', DEFAULTS.drainOlderThanMs, 0, 604_800_000),
   };
   if (issues.length > 0) {
     throw new ValidationError(

@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { createExtractorFromEnv, createRepositoryFromUrl, redactStoreUrl } from '@ctx/config';
-import { ContextError, SessionContextStore } from '@ctx/core';
+import { ContextError, ExtractionError, SessionContextStore } from '@ctx/core';
 import { readServerSettings } from './env.js';
 import { startServer } from './server.js';
 
@@ -16,6 +16,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   const settings = readServerSettings(env);
   const model = await createExtractorFromEnv(env);
   const repository = await createRepositoryFromUrl(settings.storeUrl);
+  let signalled = false;
   const store = new SessionContextStore({
     repository,
     extractor: model.extractor,
@@ -25,6 +26,9 @@ export async function main(env: Record<string, string | undefined> = process.env
       ...(settings.instructions ? { instructions: settings.instructions } : {}),
       onEvent(event) {
         if (event.type === 'failed' && event.background && !event.willRetry) {
+          // The drain loop's fold cut short by the shutdown: its turns stay pending, nothing failed.
+          const { error } = event;
+          if (signalled && ExtractionError.isInstance(error) && error.reason === 'aborted') return;
           logError(
             `background fold of session "${event.sessionId}" failed (${event.error.code}): ${event.error.message}; its turns stay recorded for the next update or drain`,
           );
@@ -47,24 +51,41 @@ export async function main(env: Record<string, string | undefined> = process.env
       inspector: settings.inspector
         ? { description: `store ${storeDescription} · model ${model.description}` }
         : false,
+      drain: settings.drainIntervalMs > 0 && {
+        intervalMs: settings.drainIntervalMs,
+        olderThanMs: settings.drainOlderThanMs,
+        onFolded: ({ sessions, turns, durationMs }) =>
+          log(
+            `drain: folded ${turns} turn(s) of ${sessions} session(s) left pending, in ${durationMs} ms`,
+          ),
+        onError: (error) =>
+          logError(
+            `drain failed (${ContextError.isInstance(error) ? error.code : 'INTERNAL_ERROR'}): ${error instanceof Error ? error.message : String(error)}; trying again in ${settings.drainIntervalMs} ms`,
+          ),
+      },
     });
   } catch (error) {
     // The port may be taken: release the storage connection we opened before giving up.
     await repository.close();
     throw error;
   }
+  const drain =
+    settings.drainIntervalMs > 0
+      ? `every ${settings.drainIntervalMs} ms, turns pending ${settings.drainOlderThanMs} ms or more`
+      : 'off';
   log(
-    `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'})`,
+    `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'}; drain: ${drain})`,
   );
 
-  let signalled = false;
   const stop = (signal: NodeJS.Signals) => {
     if (signalled) {
       logError(`${signal} again: exiting now without waiting for queued updates`);
       process.exit(1);
     }
     signalled = true;
-    log(`${signal}: draining (new turns refused, queued updates flushed, storage closed)`);
+    log(
+      `${signal}: shutting down (new turns refused, drain loop stopped, queued updates flushed, storage closed)`,
+    );
     const timer = setTimeout(() => {
       logError(`shutdown took longer than ${settings.shutdownTimeoutMs} ms: exiting`);
       process.exit(1);

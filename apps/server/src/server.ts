@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { SessionContextStore } from '@ctx/core';
 import { serve } from '@hono/node-server';
 import { createServerApp, type ServerAppOptions } from './app.js';
+import { type DrainLoop, type DrainLoopOptions, startDrainLoop } from './drain-loop.js';
 
 /** Options of {@link startServer}: the app's options plus where to listen. */
 export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining'> {
@@ -10,6 +11,12 @@ export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining'>
   host?: string;
   /** The port; 0 picks a free one (read it back from `url`). @default 8787 */
   port?: number;
+  /**
+   * Run a drain loop (see {@link startDrainLoop}) that folds the turns other instances left
+   * pending; it is stopped first on shutdown. `false` runs none.
+   * @default false
+   */
+  drain?: Omit<DrainLoopOptions, 'store'> | false;
 }
 
 /** A listening service. */
@@ -19,7 +26,8 @@ export interface RunningServer {
   /** The underlying Node HTTP server. */
   server: Server;
   /**
-   * Graceful shutdown, idempotent: reports not-ready and refuses new turns, stops accepting
+   * Graceful shutdown, idempotent: reports not-ready and refuses new turns, stops the drain loop
+   * (aborting its current drain: the turns stay pending for another instance), stops accepting
    * connections, waits for in-flight requests, waits for queued (`?wait=false`) updates with
    * `store.flush()`, then closes the store's repository.
    */
@@ -61,6 +69,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ) as Server;
     created.once('error', reject);
   });
+  const drainLoop: DrainLoop | undefined = options.drain
+    ? startDrainLoop({ ...options.drain, store })
+    : undefined;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let stopping: Promise<void> | undefined;
@@ -70,6 +81,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     shutdown() {
       stopping ??= (async () => {
         draining = true;
+        await drainLoop?.stop();
         await closeServer(server);
         await store.flush();
         await store.repository.close();

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  createExtractorFromEnv,
   createRepositoryFromUrl,
   type ParsedStoreUrl,
   parseStoreUrl,
@@ -18,6 +19,7 @@ import {
   type SessionContext,
 } from '@ctx/core';
 import { formatFields, formatListTable, toJson } from './cli-format.js';
+import { runWorker, type WorkerSettings } from './worker.js';
 
 /** Where the CLI writes: `process.stdout`/`process.stderr`, or a test double. */
 export interface CliOutput {
@@ -35,11 +37,33 @@ export interface CliIo {
   /** Error messages, one line each. */
   stderr: CliOutput;
   /**
-   * Environment: `CTX_STORE_URL` (the store when `--store` is absent) and `CTX_DEBUG` (print stack
-   * traces of unexpected errors).
+   * Environment: `CTX_STORE_URL` (the store when `--store` is absent), `CTX_DEBUG` (print stack
+   * traces of unexpected errors), and for `ctx worker` the model variables of
+   * `createExtractorFromEnv` (`CTX_MODEL`, `OPENAI_API_KEY`, `GEMINI_API_KEY`, …).
    * @default process.env
    */
   env?: Record<string, string | undefined>;
+  /**
+   * How a long-running command (`ctx worker`) learns that it should stop: it calls this with a
+   * listener once it runs, and the returned function when it is done. On the first call of the
+   * listener it stops gracefully (no new round, the current drain aborted, the store closed) and
+   * `runCli` resolves with 0. The `ctx` binary calls the listener on SIGTERM and SIGINT, and exits
+   * at once (code 1) on a second signal.
+   * @default never asked to stop: `ctx worker` runs until the process ends (`--once` still ends)
+   * @example
+   * ```ts
+   * const controller = new AbortController();
+   * const done = runCli(['worker'], {
+   *   stdout, stderr,
+   *   onStopRequest(listener) {
+   *     const abort = () => listener('aborted');
+   *     controller.signal.addEventListener('abort', abort);
+   *     return () => controller.signal.removeEventListener('abort', abort);
+   *   },
+   * });
+   * ```
+   */
+  onStopRequest?: (listener: (reason: string) => void) => () => void;
 }
 
 /** Exit codes of {@link runCli}. */
@@ -61,6 +85,7 @@ export const CLI_COMMANDS = [
   'delete',
   'purge-expired',
   'migrate',
+  'worker',
 ] as const;
 
 type Command = (typeof CLI_COMMANDS)[number];
@@ -72,11 +97,24 @@ type Values = {
   cursor?: string;
   'max-chars'?: string;
   timeout?: string;
+  interval?: string;
+  'older-than'?: string;
+  concurrency?: string;
+  once?: boolean;
+  planning?: boolean;
+  instructions?: string;
   help?: boolean;
   version?: boolean;
 };
 
 const DEFAULT_TIMEOUT_MS = 5000;
+/** Defaults of `ctx worker`. */
+const WORKER_DEFAULTS = {
+  intervalMs: 1000,
+  olderThanMs: 5000,
+  concurrency: 4,
+  limit: 100,
+} as const;
 const GLOBAL_OPTIONS = ['store', 'timeout', 'help', 'version'] as const;
 const COMMAND_OPTIONS: Record<Command, readonly (keyof Values)[]> = {
   list: ['user', 'limit', 'cursor', 'json'],
@@ -86,10 +124,20 @@ const COMMAND_OPTIONS: Record<Command, readonly (keyof Values)[]> = {
   delete: ['json'],
   'purge-expired': ['json'],
   migrate: ['json'],
+  worker: [
+    'interval',
+    'older-than',
+    'concurrency',
+    'limit',
+    'once',
+    'planning',
+    'instructions',
+    'json',
+  ],
 };
 const TAKES_SESSION_ID: ReadonlySet<Command> = new Set(['get', 'print', 'render', 'delete']);
 
-const HELP = `ctx — inspect and manage ctx session contexts in any store
+const HELP = `ctx — inspect and manage ctx session contexts in any store, and fold their turns
 
 Usage: ctx <command> [arguments] [options]
 
@@ -105,6 +153,22 @@ Commands:
   purge-expired [--json]
                       delete expired sessions now, forget old tombstones and folded turn ids
   migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none)
+  worker [--interval MS] [--older-than MS] [--concurrency N] [--limit N] [--once]
+         [--planning] [--instructions TEXT] [--json]
+                      fold the turns no instance folds (crashed, redeployed, idle), round after
+                      round, until SIGTERM or Ctrl-C; the model comes from the environment
+                      (CTX_MODEL, OPENAI_API_KEY, GEMINI_API_KEY; none: extractive)
+
+Worker options:
+      --interval <ms>     pause after a round that folded nothing (default ${WORKER_DEFAULTS.intervalMs})
+      --older-than <ms>   only turns pending this long; fresher ones are left to the instance
+                          that recorded them (default ${WORKER_DEFAULTS.olderThanMs})
+      --concurrency <n>   drains side by side per round (default ${WORKER_DEFAULTS.concurrency})
+      --limit <n>         sessions per drain (default ${WORKER_DEFAULTS.limit})
+      --once              one round, then exit (1 when a fold failed): for cron
+      --planning          fold with planning (goal, plan, steps), as your app does
+      --instructions <t>  the extractor instructions your app uses
+      --json              one JSON line per round: {round, sessions, turns, failed, durationMs}
 
 Options:
   -s, --store <url>   the store: sqlite:./data/ctx.db, postgres://user@host/db,
@@ -115,7 +179,8 @@ Options:
   -h, --help          this help
   -V, --version       the version
 
-Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL), 2 bad command line.
+Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL; worker --once: a fold
+failed), 2 bad command line. The worker stops on SIGTERM or Ctrl-C (exit 0); a second signal exits 1.
 `;
 
 class UsageError extends Error {}
@@ -154,6 +219,12 @@ function parseCommandLine(argv: string[]) {
         cursor: { type: 'string' },
         'max-chars': { type: 'string' },
         timeout: { type: 'string' },
+        interval: { type: 'string' },
+        'older-than': { type: 'string' },
+        concurrency: { type: 'string' },
+        once: { type: 'boolean' },
+        planning: { type: 'boolean' },
+        instructions: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -384,6 +455,49 @@ async function runMigrate(context: Context): Promise<number> {
   }
 }
 
+function readWorkerSettings(values: Values): WorkerSettings {
+  const integer = (name: keyof Values, fallback: number, min: number, max: number) => {
+    const text = values[name];
+    return typeof text === 'string' ? parseInteger(name, text, min, max) : fallback;
+  };
+  if (values.instructions !== undefined && values.instructions.trim() === '') {
+    throw new UsageError('--instructions needs a text');
+  }
+  return {
+    intervalMs: integer('interval', WORKER_DEFAULTS.intervalMs, 10, 86_400_000),
+    olderThanMs: integer('older-than', WORKER_DEFAULTS.olderThanMs, 0, 604_800_000),
+    concurrency: integer('concurrency', WORKER_DEFAULTS.concurrency, 1, 64),
+    limit: integer('limit', WORKER_DEFAULTS.limit, 1, 10_000),
+    once: values.once ?? false,
+    json: values.json ?? false,
+    planning: values.planning ?? false,
+    instructions: values.instructions,
+  };
+}
+
+async function runWorkerCommand(context: Context): Promise<number> {
+  const { io, storeUrl } = context;
+  const settings = readWorkerSettings(context.values);
+  assertSqliteFileExists(context.store);
+  const model = await createExtractorFromEnv(io.env ?? process.env);
+  return withRepository(context, false, (repository) =>
+    runWorker(
+      {
+        repository,
+        extractor: model.extractor,
+        storeDescription: redactStoreUrl(storeUrl),
+        modelDescription: model.description,
+      },
+      settings,
+      {
+        report: (line) => write(io.stdout, line),
+        fail: (line) => write(io.stderr, `ctx: ${oneLine(line, storeUrl)}`),
+        ...(io.onStopRequest ? { onStopRequest: io.onStopRequest } : {}),
+      },
+    ),
+  );
+}
+
 async function runCommand(command: Command, args: string[], context: Context): Promise<number> {
   const { io, values } = context;
   const sessionId = args[0] as string;
@@ -413,6 +527,8 @@ async function runCommand(command: Command, args: string[], context: Context): P
       return runPurge(context);
     case 'migrate':
       return runMigrate(context);
+    case 'worker':
+      return runWorkerCommand(context);
   }
 }
 

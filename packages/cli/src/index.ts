@@ -6,3 +6,4 @@ export {
   runCli,
 } from './cli.js';
 export { formatListTable, formatTimestamp } from './cli-format.js';
+export type { WorkerRound } from './worker.js';

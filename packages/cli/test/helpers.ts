@@ -1,9 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createRepositoryFromUrl } from '@ctx/config';
-import type { SessionContext } from '@ctx/core';
+import type { ContextRepository, Message, SessionContext, TurnLog } from '@ctx/core';
 import { type CliOutput, runCli } from '../src/index.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -135,4 +137,192 @@ export function oneErrorLine(stderr: string): string {
     throw new Error(`expected one "ctx: …" line on stderr, got:\n${stderr}`);
   }
   return lines[0];
+}
+
+/** A `ctx` process that keeps running (`ctx worker`), with what it printed so far. */
+export interface RunningBinary {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when the process ends. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Resolves once `predicate` holds (checked on every chunk of output and every 25 ms), or
+   * rejects when the process ends first or after `timeoutMs`.
+   */
+  waitFor(predicate: (stdout: string) => boolean, timeoutMs?: number): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Kills (SIGKILL) every process {@link spawnBinary} started that still runs. */
+export function killRunningBinaries(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+
+/** Starts `node dist/bin.js …` with `env` added to a clean environment, without waiting for it. */
+export function spawnBinary(args: string[], env: Record<string, string> = {}): RunningBinary {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  const watchers = new Set<() => void>();
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    for (const watcher of watchers) watcher();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => {
+      running.delete(child);
+      for (const watcher of watchers) watcher();
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    waitFor(predicate, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (predicate(stdout)) {
+            done();
+            resolve();
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            done();
+            reject(new Error(`ctx exited (${child.exitCode}) first:\n${stdout}\n${stderr}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`timed out after ${timeoutMs} ms; output:\n${stdout}\n${stderr}`));
+        }, timeoutMs);
+        // The predicate may watch something else than the output, too.
+        const poll = setInterval(check, 25);
+        const done = () => {
+          clearTimeout(timer);
+          clearInterval(poll);
+          watchers.delete(check);
+        };
+        watchers.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** A repository with its turn log, as every built-in store has it. */
+export type TurnLogRepository = ContextRepository & TurnLog;
+
+/** Opens the repository a store URL names (creating tables as needed), with its turn log. */
+export async function openRepository(storeUrl: string): Promise<TurnLogRepository> {
+  return (await createRepositoryFromUrl(storeUrl)) as TurnLogRepository;
+}
+
+/** A turn whose words the extractive extractor keeps in the summary. */
+export function turn(text: string): Message[] {
+  return [
+    { role: 'user', content: text },
+    { role: 'assistant', content: `Noted: ${text}` },
+  ];
+}
+
+/** Records turns the way an instance that crashed before folding leaves them: pending in the log. */
+export async function recordTurns(
+  storeUrl: string,
+  turns: { sessionId: string; text: string; userId?: string }[],
+): Promise<void> {
+  const repository = await openRepository(storeUrl);
+  try {
+    for (const item of turns) {
+      await repository.recordTurn(item.sessionId, {
+        turnId: randomUUID(),
+        userId: item.userId ?? 'alice',
+        messages: turn(item.text),
+      });
+    }
+  } finally {
+    await repository.close();
+  }
+}
+
+/** A local server speaking OpenAI's Chat Completions protocol; `reply` decides each answer. */
+export interface FakeModel {
+  /** The base URL for `OPENAI_BASE_URL` (with `/v1`). */
+  baseURL: string;
+  /** How many completions were asked for. */
+  requests(): number;
+  close(): Promise<void>;
+}
+
+/** What a {@link FakeModel} answers: a summary, an HTTP error, or nothing for a long time. */
+export type FakeAnswer = { summary: string } | { status: number } | { hang: true };
+
+/** Starts a {@link FakeModel}; `reply` gets the 0-based number of the request. */
+export async function startFakeModel(reply: (index: number) => FakeAnswer): Promise<FakeModel> {
+  let requests = 0;
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      const answer = reply(requests++);
+      if ('hang' in answer) return;
+      if ('status' in answer) {
+        response.writeHead(answer.status, { 'content-type': 'application/json' });
+        response.end(
+          JSON.stringify({ error: { message: 'test failure', type: 'invalid_request_error' } }),
+        );
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(
+        JSON.stringify({
+          id: `chatcmpl-${randomUUID()}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: 'test-model',
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: 'assistant',
+                content: JSON.stringify({ summary: answer.summary }),
+                refusal: null,
+              },
+              logprobs: null,
+              finish_reason: 'stop',
+            },
+          ],
+          usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The environment that makes `ctx worker` extract with a {@link FakeModel}. */
+export function fakeModelEnv(model: FakeModel): Record<string, string> {
+  return {
+    CTX_MODEL: 'openai:test-model',
+    OPENAI_BASE_URL: model.baseURL,
+    OPENAI_API_KEY: 'test-key',
+  };
 }

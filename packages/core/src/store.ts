@@ -94,6 +94,9 @@ export class SessionContextStore {
   readonly #fold: Omit<FoldSettings, 'emit'>;
   readonly #waitTimeoutMs: number;
   readonly #scheduler: FoldScheduler;
+  readonly #backgroundDelays: { initialDelayMs: number; maxDelayMs: number };
+  /** Sessions whose folds failed in a drain, and when a drain may try them again. */
+  readonly #drainBackoff = new Map<string, { failures: number; until: number }>();
   /** Identifies this store's folds in leases (each fold adds its own suffix). */
   readonly #instance = randomUUID();
   #closed = false;
@@ -164,6 +167,7 @@ export class SessionContextStore {
       now: options.config?.now ?? (() => new Date()),
     };
     this.#waitTimeoutMs = config.fold?.waitTimeoutMs ?? 300_000;
+    this.#backgroundDelays = background;
     this.#scheduler = new FoldScheduler(
       async (sessionId) => ((await this.#foldNow(sessionId, true)) === 'busy' ? 'busy' : 'done'),
       { ...background, busyDelayMs: Math.ceil(leaseTtlMs / 2), maxBusyWaits: 10 },
@@ -252,8 +256,9 @@ export class SessionContextStore {
   /**
    * Folds sessions whose pending turns were recorded at least `olderThanMs` ago and that no folder
    * holds: what crashed, redeployed or idle instances left. Runs them one after another, at most
-   * `limit` sessions (default 100); a session that fails is reported through `onEvent` and the
-   * drain goes on. Resolves with how many sessions and turns it folded.
+   * `limit` sessions (default 100); a session that fails is reported through `onEvent`, skipped by
+   * this store's drains for a growing delay (the `background` backoff), and the drain goes on.
+   * Resolves with how many sessions and turns it folded.
    */
   async drain(options?: {
     olderThanMs?: number;
@@ -275,24 +280,37 @@ export class SessionContextStore {
     }
     let sessions = 0;
     let turns = 0;
+    const now = performance.now();
     for (const sessionId of sessionIds) {
       if (signal?.aborted) break;
+      // A session whose fold keeps failing (a refusal, a bad request) waits out a growing delay
+      // instead of costing a model call on every drain.
+      const backoff = this.#drainBackoff.get(sessionId);
+      if (backoff && backoff.until > now) continue;
       const started = performance.now();
       try {
         const outcome = await this.#foldNow(sessionId, true, undefined, signal);
+        this.#drainBackoff.delete(sessionId);
         if (outcome !== 'busy' && outcome.turns > 0) {
           sessions += 1;
           turns += outcome.turns;
         }
       } catch (error) {
+        const failures = (backoff?.failures ?? 0) + 1;
+        const retryInMs = Math.min(
+          this.#backgroundDelays.maxDelayMs,
+          this.#backgroundDelays.initialDelayMs * 2 ** (failures - 1),
+        );
+        this.#drainBackoff.set(sessionId, { failures, until: performance.now() + retryInMs });
         this.#emit({
           type: 'failed',
           sessionId,
           error: toContextError(error),
           durationMs: performance.now() - started,
           background: true,
-          attempt: 1,
-          willRetry: false,
+          attempt: failures,
+          willRetry: true,
+          retryInMs,
         });
       }
     }

@@ -753,6 +753,37 @@ describe('background mode (the turn log)', () => {
     expect(await store.drain({ olderThanMs: 0 })).toEqual({ sessions: 1, turns: 1 });
   });
 
+  it('drain waits out a growing delay before trying a session whose fold failed again', async () => {
+    const repository = createMemoryRepository();
+    await repository.recordTurn?.('poison', { turnId: 'p1', userId: null, messages: [user('x')] });
+    const extractor = createScriptedExtractor({
+      fallback: new ExtractionError('refusal', 'the model refuses'),
+    });
+    const events: SessionContextEvent[] = [];
+    const store = new SessionContextStore({
+      repository,
+      extractor,
+      config: {
+        background: { initialDelayMs: 100, maxDelayMs: 1_000 },
+        onEvent: (event) => events.push(event),
+      },
+    });
+    await store.drain();
+    await store.drain();
+    expect(extractor.requests).toHaveLength(1);
+    expect(events.filter((event) => event.type === 'failed')).toMatchObject([
+      { sessionId: 'poison', attempt: 1, willRetry: true, retryInMs: 100 },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await store.drain();
+    expect(extractor.requests).toHaveLength(2);
+    expect(events.filter((event) => event.type === 'failed').at(-1)).toMatchObject({
+      attempt: 2,
+      retryInMs: 200,
+    });
+    expect(await store.pendingTurns('poison')).toHaveLength(1);
+  });
+
   it('close flushes, then refuses every call', async () => {
     const store = new SessionContextStore({
       repository: createMemoryRepository(),
