@@ -33,6 +33,7 @@ export async function createMysqlBackend(): Promise<Backend> {
   const table = `\`${tableName}\``;
   const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version FROM ${table} WHERE session_id = ?`;
   const updateSql = `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`;
+  const insertTurnSql = `INSERT INTO \`${tableName}_turns\` (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)`;
   const raw: RawDriver = {
     getDescription:
       '`pool.query` with `SELECT … WHERE session_id = ?` on a second pool; row → object with the ids decoded from UTF-8, `JSON.parse` of plan/progress and two `new Date(ms)`',
@@ -70,6 +71,17 @@ export async function createMysqlBackend(): Promise<Backend> {
       if (result.affectedRows !== 1) {
         throw new Error(`raw save: session ${snapshot.sessionId} is not at ${expectedVersion}`);
       }
+    },
+    insertTurnDescription:
+      '`pool.query` with `INSERT INTO <table>_turns (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)` (autocommit; the AUTO_INCREMENT numbers it); messages `JSON.stringify`',
+    async insertTurn(sessionId, turn, recordedAt) {
+      await pool.query(insertTurnSql, [
+        sessionId,
+        turn.turnId,
+        turn.userId,
+        JSON.stringify(turn.messages),
+        recordedAt,
+      ]);
     },
   };
   return {

@@ -94,6 +94,18 @@ export async function createRedisBackend(): Promise<Backend> {
         throw new Error(`raw save: session ${snapshot.sessionId} is not at ${expectedVersion}`);
       }
     },
+    insertTurnDescription:
+      "a pipeline of `HSET` (turn log hash: turn id → `[sequence, recordedAt, userId, messages]` JSON, the adapter's layout) and `ZADD` (pending ids by sequence) in one round trip; the sequence from a local counter",
+    async insertTurn(sessionId, turn, recordedAt, sequence) {
+      const record = JSON.stringify([sequence, recordedAt, turn.userId, turn.messages]);
+      const replies = await client
+        .pipeline()
+        .hset(keys.turns(sessionId), turn.turnId, record)
+        .zadd(keys.pendingTurns(sessionId), sequence, turn.turnId)
+        .exec();
+      const failed = replies?.find(([error]) => error !== null);
+      if (failed) throw failed[0];
+    },
   };
   return {
     name: 'redis',

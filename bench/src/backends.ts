@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ContextRepository, createMemoryRepository, type SessionContext } from '@ctx/core';
+import {
+  type ContextRepository,
+  createMemoryRepository,
+  type SessionContext,
+  type TurnInput,
+} from '@ctx/core';
 import { createPostgresRepository } from '@ctx/store-postgres';
 import { createSqliteRepository } from '@ctx/store-sqlite';
 import Database from 'better-sqlite3';
@@ -40,6 +45,20 @@ export interface RawDriver {
    * that keep state of their own (the Redis version hash).
    */
   prepare?(snapshot: SessionContext): Promise<void>;
+  /** What `insertTurn` does, in words. */
+  readonly insertTurnDescription: string;
+  /**
+   * Appends a pending turn to the adapter's own turn-log table (Redis: keys) with one plain
+   * insert: the row `recordTurn` writes, without its duplicate check, pending bound or lock.
+   * `sequence` is only used where the raw side must supply one (Redis); the tables number rows
+   * themselves.
+   */
+  insertTurn(
+    sessionId: string,
+    turn: TurnInput,
+    recordedAt: number,
+    sequence: number,
+  ): Promise<void>;
 }
 
 /** One store under test: the adapter, its raw twin, and how to clean up. */
@@ -89,6 +108,9 @@ export function createSqliteBackend(): Backend {
   const update = database.prepare(
     `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`,
   );
+  const insertTurn = database.prepare(
+    `INSERT INTO "${repository.tableName}_turns" (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)`,
+  );
   const raw: RawDriver = {
     getDescription:
       'prepared `SELECT … WHERE session_id = ?` on a second connection; row → object with `JSON.parse` of plan/progress and two `new Date(ms)`',
@@ -123,6 +145,17 @@ export function createSqliteBackend(): Backend {
         expectedVersion,
       );
       if (result.changes !== 1) throw new RawConflictError(snapshot.sessionId, expectedVersion);
+    },
+    insertTurnDescription:
+      'prepared `INSERT INTO <table>_turns (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)` (autocommit) on the second connection; messages `JSON.stringify`',
+    async insertTurn(sessionId, turn, recordedAt) {
+      insertTurn.run(
+        sessionId,
+        turn.turnId,
+        turn.userId,
+        JSON.stringify(turn.messages),
+        recordedAt,
+      );
     },
   };
   return {
@@ -168,6 +201,7 @@ export async function createPostgresBackend(): Promise<Backend> {
   const table = `"${schema}"."${repository.tableName}"`;
   const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version FROM ${table} WHERE session_id = $1`;
   const updateSql = `UPDATE ${table} SET user_id = $2, summary = $3, goal = $4, plan = $5, progress = $6, created_at = $7, updated_at = $8, version = $9 WHERE session_id = $1 AND version = $10`;
+  const insertTurnSql = `INSERT INTO "${schema}"."${repository.tableName}_turns" (session_id, turn_id, user_id, messages, recorded_at) VALUES ($1, $2, $3, $4, $5)`;
   const raw: RawDriver = {
     getDescription:
       '`pool.query` with `SELECT … WHERE session_id = $1` (pg parses jsonb and timestamptz itself); row → object, `Number(version)`',
@@ -203,6 +237,17 @@ export async function createPostgresBackend(): Promise<Backend> {
         expectedVersion,
       ]);
       if (result.rowCount !== 1) throw new RawConflictError(snapshot.sessionId, expectedVersion);
+    },
+    insertTurnDescription:
+      '`pool.query` with `INSERT INTO <schema>.<table>_turns (session_id, turn_id, user_id, messages, recorded_at) VALUES ($1, …, $5)` (autocommit); messages `JSON.stringify` into jsonb, recorded_at a `Date`',
+    async insertTurn(sessionId, turn, recordedAt) {
+      await pool.query(insertTurnSql, [
+        sessionId,
+        turn.turnId,
+        turn.userId,
+        JSON.stringify(turn.messages),
+        new Date(recordedAt),
+      ]);
     },
   };
   return {

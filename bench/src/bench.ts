@@ -13,10 +13,24 @@ import { benchCost, type CostResult } from './cost.js';
 import { benchRender, benchRenderOnly, type RenderResultRow } from './render.js';
 import { benchRepository, type RepositoryResult } from './repositories.js';
 import type { LatencyStats, Plan } from './stats.js';
+import {
+  benchFold,
+  benchRecord,
+  type FoldPlan,
+  type FoldResultRow,
+  type RecordResultRow,
+} from './turn-log.js';
 import { benchUpdate, type UpdateResultRow } from './update.js';
 
 /** The benchmark sections, in the order of the issue. */
-export const SECTIONS = ['repositories', 'update', 'cost', 'concurrency', 'render'] as const;
+export const SECTIONS = [
+  'repositories',
+  'update',
+  'cost',
+  'concurrency',
+  'render',
+  'turn-log',
+] as const;
 /** One benchmark section. */
 export type Section = (typeof SECTIONS)[number];
 
@@ -64,6 +78,7 @@ export interface BenchResults {
       store: Plan;
       concurrency: ConcurrencyPlan;
       costCheckpoints: number[];
+      fold: FoldPlan;
     };
     units: string;
   };
@@ -72,6 +87,8 @@ export interface BenchResults {
   cost: CostResult | null;
   concurrency: ConcurrencyResult[];
   render: { renderOnly: LatencyStats; stores: RenderResultRow[] } | null;
+  /** Section 6: `recordTurn` vs a raw insert (database stores), and fold throughput of `drain`. */
+  turnLog: { record: RecordResultRow[]; fold: FoldResultRow[] };
   targets: TargetOutcome[];
 }
 
@@ -106,6 +123,8 @@ const QUICK_CONCURRENCY: ConcurrencyPlan = {
   maxConflictRetries: 100,
 };
 const COST_CHECKPOINTS = [10, 100, 1000];
+const FULL_FOLD: FoldPlan = { sessions: 200, turnsPerSession: 4, rounds: 5 };
+const QUICK_FOLD: FoldPlan = { sessions: 16, turnsPerSession: 4, rounds: 2 };
 
 function gitCommit(): string | null {
   try {
@@ -136,6 +155,7 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
   const repositoryPlan = quick ? QUICK_REPOSITORY_PLAN : FULL_REPOSITORY_PLAN;
   const storePlan = quick ? QUICK_STORE_PLAN : FULL_STORE_PLAN;
   const concurrencyPlan = quick ? QUICK_CONCURRENCY : FULL_CONCURRENCY;
+  const foldPlan = quick ? QUICK_FOLD : FULL_FOLD;
   const started = Date.now();
   const before = round2(loadavg());
   const prefix = `bench-${runId()}`;
@@ -161,6 +181,7 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
         store: storePlan,
         concurrency: concurrencyPlan,
         costCheckpoints: COST_CHECKPOINTS,
+        fold: foldPlan,
       },
       units:
         'latencies in microseconds (p50/p99 nearest rank over every measured call); ops/s = measured calls ÷ wall time of their loops; ratio = adapter ops/s ÷ raw ops/s; tokens ≈ ceil(chars / 4)',
@@ -170,6 +191,7 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
     cost: null,
     concurrency: [],
     render: null,
+    turnLog: { record: [], fold: [] },
     targets: [],
   };
 
@@ -182,7 +204,9 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
   }
 
   const storeNames: StoreName[] = [...stores];
-  if (has('update') || has('render') || has('concurrency')) storeNames.push('memory');
+  if (has('update') || has('render') || has('concurrency') || has('turn-log')) {
+    storeNames.push('memory');
+  }
   for (const name of storeNames) {
     let backend: Backend;
     try {
@@ -219,6 +243,16 @@ export async function runBenchmarks(options: BenchOptions = {}): Promise<BenchRe
       if (has('concurrency')) {
         progress(`${backend.label}: concurrency…`);
         results.concurrency.push(await benchConcurrency(backend, concurrencyPlan, storePrefix));
+      }
+      if (has('turn-log')) {
+        // Folds first: the record comparison leaves thousands of pending turns behind, which a
+        // drain would otherwise pick up.
+        progress(`${backend.label}: fold throughput of drain…`);
+        results.turnLog.fold.push(await benchFold(backend, foldPlan, storePrefix));
+        if (name !== 'memory') {
+          progress(`${backend.label}: recordTurn vs raw insert…`);
+          results.turnLog.record.push(await benchRecord(backend, repositoryPlan, storePrefix));
+        }
       }
     } finally {
       await backend.cleanup();

@@ -130,5 +130,40 @@ export function formatMarkdown(results: BenchResults): string {
       ),
     );
   }
+  const { turnLog } = results;
+  if (turnLog.record.length > 0) {
+    parts.push(
+      `**Turn log: \`recordTurn\` vs a raw insert of the same row** into the same table (${turnLog.record[0]?.turnsPerSession} turns a session; no target)`,
+      table(
+        ['store', '`recordTurn` ops/s', 'p50', 'p99', 'raw insert ops/s', 'p50', 'p99', 'ratio'],
+        turnLog.record.map((result) => [
+          result.label,
+          formatInteger(result.record.adapter.opsPerSec),
+          formatMicros(result.record.adapter.p50Us),
+          formatMicros(result.record.adapter.p99Us),
+          formatInteger(result.record.raw.opsPerSec),
+          formatMicros(result.record.raw.p50Us),
+          formatMicros(result.record.raw.p99Us),
+          `**${formatRatio(result.record.ratio)}**`,
+        ]),
+      ),
+    );
+  }
+  if (turnLog.fold.length > 0) {
+    const first = turnLog.fold[0];
+    parts.push(
+      `**Fold throughput: \`store.drain()\`** over ${first?.sessions} sessions × ${first?.turnsPerSession} pending turns (instant extractor)`,
+      table(
+        ['store', 'turns folded/s', 'sessions/s', 'per session (µs)', 'extractions/turn'],
+        turnLog.fold.map((result) => [
+          result.label,
+          formatInteger(result.turnsPerSec),
+          formatInteger(result.sessionsPerSec),
+          formatMicros(result.meanSessionUs),
+          result.extractionsPerTurn.toFixed(2),
+        ]),
+      ),
+    );
+  }
   return `${parts.join('\n\n')}\n`;
 }

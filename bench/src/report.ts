@@ -206,6 +206,42 @@ export function formatReport(results: BenchResults): string {
     );
   }
 
+  const { turnLog } = results;
+  if (turnLog.record.length > 0) {
+    parts.push(
+      `\n6a. Turn log: repository.recordTurn vs a raw insert of the same row into the same table (interleaved rounds, ${turnLog.record[0]?.turnsPerSession} turns a session; no target)`,
+      formatTable(
+        ['store', 'recordTurn ops/s', 'p50', 'p99', 'raw insert ops/s', 'p50', 'p99', 'ratio'],
+        turnLog.record.map((row) => [
+          row.label,
+          formatInteger(row.record.adapter.opsPerSec),
+          formatMicros(row.record.adapter.p50Us),
+          formatMicros(row.record.adapter.p99Us),
+          formatInteger(row.record.raw.opsPerSec),
+          formatMicros(row.record.raw.p50Us),
+          formatMicros(row.record.raw.p99Us),
+          formatRatio(row.record.ratio),
+        ]),
+      ),
+    );
+  }
+  if (turnLog.fold.length > 0) {
+    const first = turnLog.fold[0];
+    parts.push(
+      `\n6b. Fold throughput: store.drain() over ${first?.sessions} sessions × ${first?.turnsPerSession} pending turns, ${first?.rounds} drains (instant extractor)`,
+      formatTable(
+        ['store', 'turns folded/s', 'sessions/s', 'per session µs', 'extractions/turn'],
+        turnLog.fold.map((row) => [
+          row.label,
+          formatInteger(row.turnsPerSec),
+          formatInteger(row.sessionsPerSec),
+          formatMicros(row.meanSessionUs),
+          row.extractionsPerTurn.toFixed(2),
+        ]),
+      ),
+    );
+  }
+
   if (results.targets.length > 0) {
     parts.push(
       '\nTargets (get throughput vs raw): ' +

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_STORES } from '../src/backends.js';
 import { type BenchResults, runBenchmarks } from '../src/bench.js';
 import { createConversation } from '../src/fixtures.js';
+import { formatMarkdown } from '../src/markdown.js';
 import { formatReport } from '../src/report.js';
 import { type LatencyStats, percentile, summarize } from '../src/stats.js';
 
@@ -63,13 +64,16 @@ describe('runBenchmarks --quick against the real services', () => {
     expect(results.concurrency.map((row) => row.store)).toEqual([...stores, 'memory']);
     expect(results.cost?.points.map((point) => point.turn)).toEqual([10, 100, 1000]);
     expect(results.targets.map((target) => target.store)).toEqual(stores);
+    expect(results.turnLog.record.map((row) => row.store)).toEqual(stores);
+    expect(results.turnLog.fold.map((row) => row.store)).toEqual([...stores, 'memory']);
   });
 
   it('reports positive throughput and p99 ≥ p50 for every measurement', () => {
     const all = collectStats(results);
-    // repositories: 2 ops × 2 sides × 4 stores; update, render: 2 × 5 stores; render alone: 1
+    // repositories: 2 ops × 2 sides × 4 stores; update, render: 2 × 5 stores; render alone: 1;
+    // turn log record: 2 sides × 4 stores
     const stores = DATABASE_STORES.length;
-    expect(all.length).toBe(4 * stores + 2 * (stores + 1) + 2 * (stores + 1) + 1);
+    expect(all.length).toBe(4 * stores + 2 * (stores + 1) + 2 * (stores + 1) + 1 + 2 * stores);
     for (const [path, stats] of all) {
       expect(stats.ops, path).toBeGreaterThan(0);
       expect(stats.opsPerSec, path).toBeGreaterThan(0);
@@ -128,6 +132,30 @@ describe('runBenchmarks --quick against the real services', () => {
     }
   });
 
+  it('compares recordTurn with a raw insert and folds every pending turn once per drain', () => {
+    for (const row of results.turnLog.record) {
+      expect(row.record.ratio, row.store).toBeCloseTo(
+        row.record.adapter.opsPerSec / row.record.raw.opsPerSec,
+        2,
+      );
+      expect(row.raw.length).toBeGreaterThan(20);
+      expect(row.turnsPerSession).toBeGreaterThan(0);
+    }
+    const plan = results.meta.plans.fold;
+    for (const row of results.turnLog.fold) {
+      expect(row.sessions, row.store).toBe(plan.sessions);
+      // benchFold itself throws on a drain that folds another number of turns, leaves a turn
+      // pending, or moves a session by more than one version.
+      expect(row.turns, row.store).toBe(plan.sessions * plan.turnsPerSession * plan.rounds);
+      expect(row.turnsPerSec, row.store).toBeGreaterThan(0);
+      expect(row.sessionsPerSec, row.store).toBeGreaterThan(0);
+      expect(row.turnsPerSec).toBeGreaterThanOrEqual(row.sessionsPerSec);
+      expect(row.meanSessionUs, row.store).toBeGreaterThan(0);
+      // A session's pending turns fit one extraction: one model call per session, not per turn.
+      expect(row.extractionsPerTurn, row.store).toBeCloseTo(1 / plan.turnsPerSession, 2);
+    }
+  });
+
   it('prints a table for every section', () => {
     const report = formatReport(results);
     for (const heading of [
@@ -137,9 +165,15 @@ describe('runBenchmarks --quick against the real services', () => {
       '4a.',
       '4b.',
       '5. Prompt hot path',
+      '6a. Turn log',
+      '6b. Fold throughput',
     ]) {
       expect(report).toContain(heading);
     }
     expect(report).toContain('QUICK');
+    const markdown = formatMarkdown(results);
+    for (const heading of ['`recordTurn` vs a raw insert', 'Fold throughput']) {
+      expect(markdown).toContain(heading);
+    }
   });
 });

@@ -188,10 +188,14 @@ export async function foldSession(
   let conflictRetries = 0;
   let context: SessionContext | null = null;
   let reached = false;
+  // The snapshot this fold saved last: the next round starts from it instead of reading it again
+  // (a stale one is caught by the compare-and-set, which then re-reads).
+  let saved: SessionContext | undefined;
   try {
     for (let attempt = 0; ; ) {
       const started = performance.now();
-      const previous = await repository.get(sessionId);
+      const previous = saved ?? (await repository.get(sessionId));
+      saved = undefined;
       context = previous;
       const pending = await repository.pendingTurns(sessionId);
       if (pending.length === 0) break;
@@ -252,6 +256,7 @@ export async function foldSession(
         continue;
       }
       turns += folded.length;
+      saved = context;
       if (reject.length > 0) settings.emit({ type: 'rejected', sessionId, turns: reject });
       settings.emit({
         type: 'folded',
