@@ -209,6 +209,27 @@ describe('POST /v1/sessions/:id/turns', () => {
     expect(stored).toMatchObject({ version: 1, userId: 'alice', plan: PLAN_STEPS });
   });
 
+  it('?wait=false keeps a 300-message turn whole: the model sees every message', async () => {
+    const seen: number[] = [];
+    const { app, store } = setup({
+      extractor: {
+        async extract(request) {
+          seen.push(request.messages.length);
+          return { draft: { summary: `${request.messages.length} messages` } };
+        },
+      },
+    });
+    const messages = Array.from({ length: 300 }, (_, index) => ({
+      role: index % 2 === 0 ? 'user' : 'assistant',
+      content: `message ${index}`,
+    }));
+    const response = await turn(app, 'long-turn', messages, { query: '?wait=false' });
+    expect(response.status).toBe(202);
+    await store.flush();
+    expect(seen).toEqual([300]);
+    expect((await store.get('long-turn'))?.summary).toBe('300 messages');
+  });
+
   it('round-trips session ids with slashes, spaces and unicode through the path', async () => {
     const { app } = setup();
     const sessionId = 'team/alpha session #1 — ünïcode ✓';
