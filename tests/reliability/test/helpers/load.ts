@@ -9,15 +9,16 @@ import { expect } from 'vitest';
 
 /**
  * The deterministic extractor of the load tests: the next summary is the previous one plus the
- * turn's only message (a unique mark) on a line of its own. A lost update is a missing line, a
- * double write a duplicated one, and a torn write a line that is not a mark.
+ * folded turns' messages (unique marks), one per line (a fold may take several turns). A lost
+ * turn is a missing line, a turn folded twice a duplicated one, and a torn write a line that is
+ * not a mark.
  */
 export function createMarkAppender(): ContextExtractor {
   return {
     async extract(request) {
-      const mark = request.messages[request.messages.length - 1]?.content ?? '';
+      const marks = request.messages.map((message) => message.content);
       const previous = request.previous?.summary;
-      return { draft: { summary: previous ? `${previous}\n${mark}` : mark } };
+      return { draft: { summary: [previous, ...marks].filter(Boolean).join('\n') } };
     },
   };
 }
@@ -154,9 +155,10 @@ export class Load {
   }
 
   /**
-   * Every session's stored snapshot is valid and consistent: one line per version, every line a
-   * mark some writer attempted, no mark twice, and every acknowledged mark at the line of the
-   * version that acknowledged it.
+   * Every session's stored snapshot is valid and consistent: every line a mark some writer
+   * attempted, no mark twice, at most one version per folded mark, and every acknowledged mark
+   * present, in a version no later than the stored one. A mark that was recorded but whose update
+   * failed may be present too (the turn stays in the log and a later fold takes it).
    */
   async verify(repository: ContextRepository): Promise<void> {
     expect(this.foreignErrors).toEqual([]);
@@ -166,15 +168,17 @@ export class Load {
       assertValidSnapshot(stored);
       expect(stored?.userId).toBe(this.userId);
       const lines = stored?.summary.split('\n') ?? [];
-      expect(lines, `one line per version of ${sessionId}`).toHaveLength(stored?.version ?? -1);
+      expect(
+        stored?.version ?? 0,
+        `at most one version per mark of ${sessionId}`,
+      ).toBeLessThanOrEqual(lines.length);
       expect(new Set(lines).size, `no mark twice in ${sessionId}`).toBe(lines.length);
       for (const line of lines) expect(this.attempted.has(line), `unknown line ${line}`).toBe(true);
       const acknowledged = this.acknowledgements.filter((entry) => entry.sessionId === sessionId);
       for (const { mark, version } of acknowledged) {
-        expect(lines[version - 1], `acknowledged ${mark} as version ${version}`).toBe(mark);
+        expect(lines, `acknowledged ${mark} as version ${version}`).toContain(mark);
+        expect(version).toBeLessThanOrEqual(stored?.version ?? 0);
       }
-      const versions = acknowledged.map((entry) => entry.version);
-      expect(new Set(versions).size, 'each version acknowledged once').toBe(versions.length);
     }
   }
 }
