@@ -1,13 +1,9 @@
 import { type Message, StorageError } from '@ctx/core';
-import type { ContextDriver } from '@ctx/core/adapter';
+import type { DriverTurn } from '@ctx/core/adapter';
 import type { Row } from './postgres-client.js';
 import type { TableNames } from './postgres-schema.js';
 import { at } from './postgres-sql.js';
 
-/**
- * A turn as `readPending` returns it (`@ctx/core/adapter` does not export `DriverTurn` by name).
- */
-export type DriverTurn = Awaited<ReturnType<NonNullable<ContextDriver['readPending']>>>[number];
 
 // First key of the two-key advisory lock that serialises the records of one session: "ctxt" in
 // ASCII, apart from the migrations' "ctx1" and from other apps' locks.
