@@ -4,7 +4,6 @@ import type { Row } from './postgres-client.js';
 import type { TableNames } from './postgres-schema.js';
 import { at } from './postgres-sql.js';
 
-
 // First key of the two-key advisory lock that serialises the records of one session: "ctxt" in
 // ASCII, apart from the migrations' "ctx1" and from other apps' locks.
 const TURN_LOCK_NAMESPACE = 0x63747874;
