@@ -179,7 +179,7 @@ describe('registerStoreScheme', () => {
     const snapshot = sampleSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
     expect(await repository.get(snapshot.sessionId)).toEqual(snapshot);
-    expect(repository.capabilities).toMatchObject({ ttl: true, history: true });
+    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
     await repository.close();
   });
 

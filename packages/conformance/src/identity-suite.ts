@@ -182,23 +182,10 @@ export function describeIdentityGroups(context: IdentitySuiteContext): void {
       expect(await bobStore.delete(sessionId, { userId: alice })).toBe(true);
       // Bob's session as another instance's fold writes it (Alice's slow fold holds the lease, so
       // Bob's own store would wait for it).
-      const now = new Date();
-      const created = {
-        context: await bobRepository.save(
-          {
-            sessionId,
-            userId: bob,
-            summary: "Bob's own session",
-            goal: null,
-            plan: null,
-            progress: null,
-            createdAt: now,
-            updatedAt: now,
-            version: 1,
-          },
-          { expectedVersion: null },
-        ),
-      };
+      const created = await bobRepository.save(
+        makeSnapshot({ sessionId, userId: bob, summary: "Bob's own session" }),
+        { expectedVersion: null },
+      );
       held.release();
       await expectContextError(
         async () => {
@@ -212,7 +199,7 @@ export function describeIdentityGroups(context: IdentitySuiteContext): void {
       const stored = await bobStore.get(sessionId, { userId: bob });
       expect(stored?.userId).toBe(bob);
       expect(stored?.summary).toBe("Bob's own session");
-      expect(stored?.version).toBe(created.context?.version);
+      expect(stored?.version).toBe(created.version);
     });
   });
 

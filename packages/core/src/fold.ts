@@ -62,7 +62,8 @@ export type FoldOutcome =
       reached: boolean;
     };
 
-function toContextError(error: unknown, fallback: 'extraction' | 'storage'): ContextError {
+/** Passes ctx errors through; wraps anything else as an extraction or a storage failure. */
+export function toContextError(error: unknown, fallback: 'extraction' | 'storage'): ContextError {
   if (ContextError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
   return fallback === 'extraction'

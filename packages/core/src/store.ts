@@ -16,6 +16,7 @@ import {
   type FoldSettings,
   foldSession,
   type TurnLogRepository,
+  toContextError,
 } from './fold.js';
 import { hasConversationalContent } from './policy.js';
 import {
@@ -36,12 +37,6 @@ import {
   updateInputSchema,
   userOptionSchema,
 } from './store-options.js';
-
-function toContextError(error: unknown): ContextError {
-  if (ContextError.isInstance(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new StorageError('STORAGE_ERROR', `The repository failed: ${message}`, { cause: error });
-}
 
 function hasTurnLog(repository: ContextRepository): repository is TurnLogRepository {
   return (
@@ -212,7 +207,7 @@ export class SessionContextStore {
       const turnId = await this.#record(parsed);
       return await this.#waitForFold(sessionId, userId, turnId, options?.signal);
     } catch (error) {
-      const failure = toContextError(error);
+      const failure = toContextError(error, 'storage');
       this.#emit({
         type: 'failed',
         sessionId,
@@ -276,7 +271,7 @@ export class SessionContextStore {
     try {
       sessionIds = await this.#log.sessionsWithPendingTurns({ recordedBefore, limit });
     } catch (error) {
-      throw toContextError(error);
+      throw toContextError(error, 'storage');
     }
     let sessions = 0;
     let turns = 0;
@@ -305,7 +300,7 @@ export class SessionContextStore {
         this.#emit({
           type: 'failed',
           sessionId,
-          error: toContextError(error),
+          error: toContextError(error, 'storage'),
           durationMs: performance.now() - started,
           background: true,
           attempt: failures,
@@ -385,7 +380,7 @@ export class SessionContextStore {
     try {
       return await this.repository.delete(sessionId, userId === undefined ? {} : { userId });
     } catch (error) {
-      throw toContextError(error);
+      throw toContextError(error, 'storage');
     }
   }
 
@@ -395,7 +390,7 @@ export class SessionContextStore {
     try {
       return await this.repository.list(query);
     } catch (error) {
-      throw toContextError(error);
+      throw toContextError(error, 'storage');
     }
   }
 
@@ -405,7 +400,7 @@ export class SessionContextStore {
     try {
       return await this.#log.pendingTurns(sessionId);
     } catch (error) {
-      throw toContextError(error);
+      throw toContextError(error, 'storage');
     }
   }
 
@@ -419,7 +414,7 @@ export class SessionContextStore {
     try {
       await this.#log.recordTurn(sessionId, turn);
     } catch (error) {
-      if (!BackpressureError.isInstance(error)) throw toContextError(error);
+      if (!BackpressureError.isInstance(error)) throw toContextError(error, 'storage');
       await this.#foldNow(sessionId, false);
       await this.#log.recordTurn(sessionId, turn);
     }
@@ -547,7 +542,7 @@ export class SessionContextStore {
     try {
       return await this.repository.get(sessionId);
     } catch (error) {
-      throw toContextError(error);
+      throw toContextError(error, 'storage');
     }
   }
 

@@ -1,3 +1,4 @@
+import { makeSnapshot } from '@ctx/conformance';
 import { SessionContextStore } from '@ctx/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Backend, type BackendName, openBackend, randomId } from './helpers/backends.js';
@@ -56,25 +57,10 @@ describe.each(PROCESS_BACKENDS)('%s: session identity across OS processes', (nam
     // Between the held update's read and its write: Alice's session goes, Bob's arrives (as
     // another instance's fold writes it: the held process holds the session's lease).
     expect(await store.delete(sessionId, { userId: alice })).toBe(true);
-    const now = new Date();
-    const bobs = {
-      context: await backend.repository.save(
-        {
-          sessionId,
-          userId: bob,
-          summary: "Bob's session",
-          goal: null,
-          plan: null,
-          progress: null,
-          createdAt: now,
-          updatedAt: now,
-          version: 1,
-        },
-        { expectedVersion: null },
-      ),
-    };
-    held.send('continue');
-    // A retry after the conflict reads Bob's session and extracts again: let it through.
+    const bobs = await backend.repository.save(
+      makeSnapshot({ sessionId, userId: bob, summary: "Bob's session" }),
+      { expectedVersion: null },
+    );
     held.send('continue');
     const { exitCode, report, stderr } = await held.done;
     expect(exitCode, stderr).toBe(0);
@@ -83,7 +69,7 @@ describe.each(PROCESS_BACKENDS)('%s: session identity across OS processes', (nam
     const stored = await store.get(sessionId, { userId: bob });
     expect(stored?.userId).toBe(bob);
     expect(stored?.summary).toBe("Bob's session");
-    expect(stored?.version).toBe(bobs.context?.version);
+    expect(stored?.version).toBe(bobs.version);
   });
 
   it(`an impostor process deleting while the owner deletes and re-creates ${OWNER_ROUNDS} times never deletes`, async () => {
