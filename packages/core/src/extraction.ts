@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ExtractionError } from './errors.js';
+import { type ToleratedOutput, tolerateEmptyExtras } from './extraction-tolerance.js';
 import {
   type ContextDraft,
   LIMITS,
@@ -31,6 +32,11 @@ export interface TokenUsage {
 export interface ExtractionResult {
   draft: ContextDraft;
   usage?: TokenUsage;
+  /**
+   * What the output parser let through (empty keys outside the schema, dropped); the store
+   * reports it as an `extraction-tolerated` event.
+   */
+  tolerated?: ToleratedOutput;
 }
 
 /**
@@ -188,11 +194,18 @@ const summaryOutputSchema = z.object({ summary: boundedString(LIMITS.summaryMaxL
  * or throws an {@link ExtractionError}: `empty` for no output, `invalid_json` for text that is not
  * JSON, `schema_mismatch` for JSON that does not match {@link getExtractionJsonSchema} or exceeds
  * {@link LIMITS}. Step numbers are mapped to the plan's steps; numbers outside the plan are dropped.
- * A JSON object wrapped in a Markdown code fence is accepted (some local servers add one).
+ * A JSON object wrapped in a Markdown code fence is accepted (some local servers add one). Keys
+ * outside the schema are dropped when their value is empty (`null`, a blank string, `[]`, `{}`:
+ * loose models add `"goal": null` in summary mode) and reported through `onTolerated`; with any
+ * other value they are refused (`schema_mismatch`). See `tolerateEmptyExtras`.
  */
 export function parseExtractionOutput(
   output: unknown,
-  options: { planning: boolean },
+  options: {
+    planning: boolean;
+    /** Called, only when the output is accepted, with the keys it dropped (if it dropped any). */
+    onTolerated?: (tolerated: ToleratedOutput) => void;
+  },
 ): ContextDraft {
   let value: unknown = output;
   if (typeof output === 'string') {
@@ -214,7 +227,12 @@ export function parseExtractionOutput(
     throw new ExtractionError('empty', 'The model returned no output');
   }
   const schema = options.planning ? planningOutputSchema : summaryOutputSchema;
-  const parsed = schema.safeParse(value);
+  const accepted = tolerateEmptyExtras(
+    value,
+    Object.keys(schema.shape),
+    options.planning ? 'planning' : 'summary',
+  );
+  const parsed = schema.safeParse(accepted.value);
   if (!parsed.success) {
     const issues = toValidationIssues(parsed.error);
     throw new ExtractionError(
@@ -226,6 +244,7 @@ export function parseExtractionOutput(
       { cause: parsed.error },
     );
   }
+  if (accepted.tolerated) options.onTolerated?.(accepted.tolerated);
   const data = parsed.data as z.infer<typeof planningOutputSchema>;
   if (!options.planning) return { summary: data.summary };
   const plan = data.plan;

@@ -44,7 +44,8 @@ export type FoldEvent =
       expectedVersion: number | null;
       currentVersion: number | null;
     }
-  | { type: 'rejected'; sessionId: string; turns: RecordedTurn[] };
+  | { type: 'rejected'; sessionId: string; turns: RecordedTurn[] }
+  | { type: 'extraction-tolerated'; sessionId: string; droppedKeys: string[] };
 
 /** What one fold did; `busy` when another folder holds the session's lease. */
 export type FoldOutcome =
@@ -135,7 +136,12 @@ async function extract(
         { cause: draft.error },
       );
     }
-    return { draft: draft.data, usage: result.usage, messageCount: messages.length };
+    return {
+      draft: draft.data,
+      usage: result.usage,
+      tolerated: result.tolerated,
+      messageCount: messages.length,
+    };
   } catch (error) {
     if (timeout?.aborted && !callerSignal?.aborted) {
       throw new ExtractionError(
@@ -210,6 +216,13 @@ export async function foldSession(
       if (apply.length > 0) {
         const result = await extract(settings, previous, apply, options.signal);
         extractions += 1;
+        if (result.tolerated && result.tolerated.droppedKeys.length > 0) {
+          settings.emit({
+            type: 'extraction-tolerated',
+            sessionId,
+            droppedKeys: [...result.tolerated.droppedKeys],
+          });
+        }
         batchUsage = result.usage;
         usage = addUsage(usage, result.usage);
         messageCount = result.messageCount;

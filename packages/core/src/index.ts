@@ -19,6 +19,7 @@ export type {
   ExtractionResult,
   TokenUsage,
 } from './extraction.js';
+export type { ToleratedOutput } from './extraction-tolerance.js';
 export { createMemoryRepository, type MemoryRepositoryOptions } from './memory-repository.js';
 export { UPDATE_MODES, type UpdateMode } from './policy.js';
 export {

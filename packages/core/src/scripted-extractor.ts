@@ -97,6 +97,7 @@ export function createScriptedExtractor(options: ScriptedExtractorOptions = {}):
       return {
         draft: parsed.data,
         usage: result.usage ?? options.usage ?? { inputTokens: 0, outputTokens: 0 },
+        ...(result.tolerated ? { tolerated: result.tolerated } : {}),
       };
     },
   };

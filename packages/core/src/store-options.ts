@@ -130,6 +130,18 @@ export type SessionContextEvent =
   | { type: 'skipped'; sessionId: string; reason: 'no-conversational-content'; background: boolean }
   | Extract<FoldEvent, { type: 'conflict-retried' }>
   | {
+      /**
+       * The extractor accepted a model output with extra keys outside the extraction schema whose
+       * values were empty (`"goal": null` in summary mode, `"progress": []`), and dropped them. The
+       * update went on; frequent events point at a loose model or a missing structured-output mode.
+       */
+      type: 'extraction-tolerated';
+      sessionId: string;
+      /** The keys dropped from the model's output. */
+      droppedKeys: string[];
+      background: boolean;
+    }
+  | {
       type: 'failed';
       sessionId: string;
       error: ContextError;

@@ -511,6 +511,9 @@ export class SessionContextStore {
       case 'conflict-retried':
         this.#emit(event);
         return;
+      case 'extraction-tolerated':
+        this.#emit({ ...event, background });
+        return;
       case 'rejected':
         this.#emit({
           type: 'messages-dropped',

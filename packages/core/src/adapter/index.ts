@@ -9,6 +9,7 @@ export {
   type JsonSchema,
   parseExtractionOutput,
 } from '../extraction.js';
+export { isEmptyOutputValue, type ToleratedOutput } from '../extraction-tolerance.js';
 export {
   applyUpdatePolicy,
   hasConversationalContent,
