@@ -195,6 +195,19 @@ const RETRYABLE_REASONS: ReadonlySet<ExtractionFailureReason> = new Set([
   'schema_mismatch',
 ]);
 
+/**
+ * The longest wait a provider's `retry-after` hint is taken at: 10 minutes. Longer hints (a proxy's
+ * `retry-after: 100000000000000000000000`, a date years ahead) are clamped to it, so a bad header
+ * can neither park a retry loop for years nor overflow a timer or a `Retry-After` sent onwards.
+ */
+export const MAX_RETRY_AFTER_MS = 600_000;
+
+/** A usable wait in whole milliseconds, clamped to {@link MAX_RETRY_AFTER_MS}; else undefined. */
+function toRetryAfterMs(value: unknown): number | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.ceil(value));
+}
+
 /** `EXTRACTION_FAILED`: the model call or its output failed. Nothing was written. */
 export class ExtractionError extends ContextError {
   readonly reason: ExtractionFailureReason;
@@ -202,7 +215,10 @@ export class ExtractionError extends ContextError {
   readonly retryable: boolean;
   /** The provider's HTTP status, when there was one. */
   readonly status: number | undefined;
-  /** How long the provider asked us to wait (from `retry-after`), in milliseconds. */
+  /**
+   * How long the provider asked us to wait (from `retry-after`), in whole milliseconds, at most
+   * {@link MAX_RETRY_AFTER_MS}; undefined when it gave no usable hint.
+   */
   readonly retryAfterMs: number | undefined;
 
   constructor(
@@ -215,7 +231,7 @@ export class ExtractionError extends ContextError {
     this.name = 'ExtractionError';
     this.reason = reason;
     this.status = options?.status;
-    this.retryAfterMs = options?.retryAfterMs;
+    this.retryAfterMs = toRetryAfterMs(options?.retryAfterMs);
     this.retryable = options?.retryable ?? RETRYABLE_REASONS.has(reason);
   }
 
@@ -321,18 +337,27 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The wait an HTTP response asks for, in milliseconds: the `retry-after-ms` header, else
- * `retry-after` as seconds or as an HTTP date. `undefined` when neither is usable.
+ * The wait an HTTP response asks for, in whole milliseconds, clamped to
+ * {@link MAX_RETRY_AFTER_MS}: the `retry-after-ms` header, else `retry-after` as seconds or as an
+ * HTTP date (a date in the past is 0). `undefined` when neither is usable (negative numbers,
+ * exponents, words).
  */
 export function parseRetryAfterHeaders(
   headers: { get(name: string): string | null } | undefined,
   now: number = Date.now(),
 ): number | undefined {
+  const decimal = /^\d+(?:\.\d+)?$/;
   const milliseconds = headers?.get('retry-after-ms')?.trim();
-  if (milliseconds && /^\d+(?:\.\d+)?$/.test(milliseconds)) return Math.ceil(Number(milliseconds));
+  // A run of digits too long for a double reads as Infinity: still a (very long) delay.
+  if (milliseconds && decimal.test(milliseconds)) {
+    return toRetryAfterMs(Math.min(Number(milliseconds), MAX_RETRY_AFTER_MS));
+  }
   const value = headers?.get('retry-after')?.trim();
   if (!value) return undefined;
-  if (/^\d+(?:\.\d+)?$/.test(value)) return Math.ceil(Number(value) * 1000);
+  if (decimal.test(value))
+    return toRetryAfterMs(Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS));
+  // An HTTP date always names its weekday or month; Date.parse alone would take "-5" for a year.
+  if (!/[a-z]/i.test(value)) return undefined;
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  return Number.isNaN(date) ? undefined : toRetryAfterMs(Math.max(0, date - now));
 }

@@ -3,6 +3,7 @@ import type { ContextExtractor, TokenUsage } from './extraction.js';
 import { applyUpdatePolicy, messagesForExtraction } from './policy.js';
 import type { ContextRepository } from './repository.js';
 import { ContextDraftSchema, type SessionContext, toValidationIssues } from './schema.js';
+import { toTokenUsage } from './token-usage.js';
 import type { RecordedTurn, TurnLog } from './turn-log.js';
 
 /** A repository with the turn log: what the store folds through. */
@@ -138,7 +139,8 @@ async function extract(
     }
     return {
       draft: draft.data,
-      usage: result.usage,
+      // An extractor's usage is taken only as numbers: "12" + "3" must never become "123".
+      usage: toTokenUsage(result.usage?.inputTokens, result.usage?.outputTokens),
       tolerated: result.tolerated,
       messageCount: messages.length,
     };

@@ -7,6 +7,7 @@ export {
   ExtractionError,
   type ExtractionFailureReason,
   isRetryableError,
+  MAX_RETRY_AFTER_MS,
   OwnershipError,
   StorageError,
   ValidationError,

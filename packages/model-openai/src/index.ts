@@ -3,12 +3,15 @@ export {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_TIMEOUT_MS,
   isReasoningModel,
+  type OpenAIClientLike,
   type OpenAIExtractorApi,
   type OpenAIExtractorClientOptions,
   type OpenAIExtractorCommonOptions,
   type OpenAIExtractorConnectionOptions,
   type OpenAIExtractorOptions,
+  type OpenAIPendingRequest,
   type OpenAIReasoningEffort,
+  type OpenAIRequestOptions,
   type OpenAIStructuredOutput,
 } from './openai-options.js';
-export type { OutputFormat } from './openai-wire.js';
+export type { ChatRequestBody, OutputFormat, ResponsesRequestBody } from './openai-wire.js';

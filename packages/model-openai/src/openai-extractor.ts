@@ -10,24 +10,26 @@ import {
   getExtractionJsonSchema,
   type JsonSchema,
   parseExtractionOutput,
+  type ToleratedOutput,
 } from '@ctx/core/adapter';
 import OpenAI from 'openai';
 import { isStructuredOutputUnsupported, toExtractionError } from './openai-errors.js';
 import {
+  type OpenAIClientLike,
   type OpenAIExtractorApi,
   type OpenAIExtractorOptions,
+  type OpenAIPendingRequest,
   type OpenAIStructuredOutput,
   type ResolvedOpenAIOptions,
   resolveOpenAIOptions,
 } from './openai-options.js';
 import {
-  buildChatBody,
-  buildResponsesBody,
   type ModelReply,
-  type OutputFormat,
   readChatReply,
+  readReplyBody,
   readResponsesReply,
-} from './openai-wire.js';
+} from './openai-reply.js';
+import { buildChatBody, buildResponsesBody, type OutputFormat } from './openai-wire.js';
 
 /** A {@link ContextExtractor} backed by the OpenAI API or an OpenAI-compatible server. */
 export interface OpenAIExtractor extends ContextExtractor {
@@ -42,7 +44,10 @@ export interface OpenAIExtractor extends ContextExtractor {
   readonly outputFormat: OutputFormat;
 }
 
-function createClient(options: OpenAIExtractorOptions, resolved: ResolvedOpenAIOptions): OpenAI {
+function createClient(
+  options: OpenAIExtractorOptions,
+  resolved: ResolvedOpenAIOptions,
+): OpenAIClientLike {
   if (options.client) return options.client;
   try {
     return new OpenAI({
@@ -157,24 +162,21 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
       timeout: resolved.timeoutMs,
       ...(perRequestRetries ? { maxRetries: resolved.maxRetries } : {}),
     };
-    if (resolved.api === 'chat') {
-      const completion = await untilAborted(
-        client.chat.completions.create(
-          buildChatBody(resolved, prompt, schema, sendFormat),
-          requestOptions,
-        ),
-        signal,
-      );
-      return readChatReply(completion);
-    }
-    const response = await untilAborted(
-      client.responses.create(
-        buildResponsesBody(resolved, prompt, schema, sendFormat),
-        requestOptions,
-      ),
-      signal,
-    );
-    return readResponsesReply(response);
+    const pending: OpenAIPendingRequest =
+      resolved.api === 'chat'
+        ? client.chat.completions.create(
+            buildChatBody(resolved, prompt, schema, sendFormat),
+            requestOptions,
+          )
+        : client.responses.create(
+            buildResponsesBody(resolved, prompt, schema, sendFormat),
+            requestOptions,
+          );
+    // The SDK still sends, retries and turns HTTP errors into APIErrors; the body of a successful
+    // answer is read and checked here (see openai-reply.ts).
+    const response = await untilAborted(pending.asResponse(), signal);
+    const body = await untilAborted(readReplyBody(response, resolved.api), signal);
+    return resolved.api === 'chat' ? readChatReply(body) : readResponsesReply(body);
   }
 
   async function extract(
@@ -210,8 +212,18 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
         format = 'json_object';
         reply = await send(prompt, schema, 'json_object', deadline.signal);
       }
-      const draft = parseExtractionOutput(reply.text, { planning: request.planning });
-      return reply.usage ? { draft, usage: reply.usage } : { draft };
+      let tolerated: ToleratedOutput | undefined;
+      const draft = parseExtractionOutput(reply.text, {
+        planning: request.planning,
+        onTolerated: (report) => {
+          tolerated = report;
+        },
+      });
+      return {
+        draft,
+        ...(reply.usage ? { usage: reply.usage } : {}),
+        ...(tolerated ? { tolerated } : {}),
+      };
     } catch (error) {
       throw toExtractionError(error, {
         aborted: Boolean(callerSignal?.aborted),

@@ -1,5 +1,34 @@
 import { ValidationError, type ValidationIssue } from '@ctx/core';
 import type OpenAI from 'openai';
+import type { ChatRequestBody, ResponsesRequestBody } from './openai-wire.js';
+
+/** Per-request options the extractor passes to the SDK. */
+export interface OpenAIRequestOptions {
+  signal?: AbortSignal;
+  timeout?: number;
+  maxRetries?: number;
+}
+
+/** What the extractor needs of a pending SDK request: its raw HTTP response. */
+export interface OpenAIPendingRequest {
+  asResponse(): Promise<Response>;
+}
+
+/**
+ * The part of an `OpenAI` client the extractor uses. An `OpenAI` instance of `openai` 6 or 7 fits,
+ * also one from another install of the package: the SDK's class has private fields, so two
+ * installs' `OpenAI` types would not be assignable to each other, while this shape is.
+ */
+export interface OpenAIClientLike {
+  responses: {
+    create(body: ResponsesRequestBody, options?: OpenAIRequestOptions): OpenAIPendingRequest;
+  };
+  chat: {
+    completions: {
+      create(body: ChatRequestBody, options?: OpenAIRequestOptions): OpenAIPendingRequest;
+    };
+  };
+}
 
 /**
  * Which OpenAI endpoint the extractor calls.
@@ -87,8 +116,12 @@ export interface OpenAIExtractorCommonOptions {
 
 /** Build the extractor on an `OpenAI` client you own (it is never closed by the extractor). */
 export interface OpenAIExtractorClientOptions extends OpenAIExtractorCommonOptions {
-  /** An `OpenAI` client from the `openai` package (v6), configured as you like. */
-  client: OpenAI;
+  /**
+   * An `OpenAI` client from the `openai` package (6 or 7), configured as you like. Its `baseURL`,
+   * headers, fetch and proxy settings apply; `timeoutMs` and `maxRetries` given here override its
+   * own for the extractor's requests.
+   */
+  client: OpenAIClientLike;
   apiKey?: never;
   baseURL?: never;
 }
@@ -172,11 +205,15 @@ export function resolveOpenAIOptions(options: OpenAIExtractorOptions): ResolvedO
     });
   }
   if (raw.client !== undefined) {
-    const client = raw.client as { responses?: { create?: unknown }; chat?: unknown };
+    const client = raw.client as {
+      responses?: { create?: unknown };
+      chat?: { completions?: { create?: unknown } };
+    };
     if (
       typeof client !== 'object' ||
       client === null ||
-      typeof client.responses?.create !== 'function'
+      typeof client.responses?.create !== 'function' ||
+      typeof client.chat?.completions?.create !== 'function'
     ) {
       issues.push({
         path: 'client',

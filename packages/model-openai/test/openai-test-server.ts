@@ -53,6 +53,16 @@ export type OpenAIScenario =
   | { kind: 'failed'; code: string; message: string }
   /** Any status, body and headers, sent as JSON. */
   | { kind: 'raw'; status?: number; body: unknown; headers?: Record<string, string> }
+  /**
+   * A body sent byte for byte (an HTML page from a proxy, JSON cut off in the middle, nothing at
+   * all), with the given content type. @default status 200, content type `application/json`
+   */
+  | { kind: 'raw_text'; status?: number; body: string; contentType?: string }
+  /**
+   * A well-formed reply (like `output`) whose `usage` object is replaced as given, e.g. token
+   * counts sent as strings.
+   */
+  | { kind: 'output_with_usage'; text: string; usage: unknown }
   /** Never answers (until the client gives up). */
   | { kind: 'hang' }
   /** Sends status and headers, then never finishes the body. */
@@ -477,6 +487,21 @@ export async function startOpenAITestServer(): Promise<OpenAITestServer> {
       case 'raw':
         sendJson(response, scenario.status ?? 200, scenario.body, scenario.headers);
         return;
+      case 'raw_text':
+        response.writeHead(scenario.status ?? 200, {
+          'content-type': scenario.contentType ?? 'application/json',
+          'content-length': Buffer.byteLength(scenario.body),
+        });
+        response.end(scenario.body);
+        return;
+      case 'output_with_usage': {
+        const reply: Reply = { status: 'completed', text: scenario.text, refusal: null };
+        const body = asRecord(
+          endpoint === 'responses' ? responsesBody(decoded, reply) : chatBody(decoded, reply),
+        );
+        sendJson(response, 200, { ...body, usage: scenario.usage });
+        return;
+      }
       case 'hang':
         hanging.add(response);
         return;

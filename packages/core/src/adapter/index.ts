@@ -36,6 +36,7 @@ export {
   parseOrThrow,
 } from '../schema.js';
 export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from '../text.js';
+export { isTokenCount, toTokenUsage } from '../token-usage.js';
 export {
   type Awaitable,
   type ContextDriver,
