@@ -1,6 +1,7 @@
-import { ExtractionError } from '@ctx/core';
+import { ExtractionError, MAX_RETRY_AFTER_MS } from '@ctx/core';
 import { NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '@ctx/core/adapter';
 import { ApiError } from '@google/genai';
+import { notTheReplyError } from './gemini-fetch.js';
 
 /** The `error` object of a Google API error body (`{ error: { code, message, status, details } }`). */
 export interface GoogleApiErrorBody {
@@ -64,17 +65,21 @@ export function parseGoogleErrorBody(message: string): GoogleApiErrorBody | unde
   return body;
 }
 
-/** Parses a protobuf JSON `Duration` such as `"7s"` or `"0.250s"` into milliseconds. */
+/**
+ * Parses a protobuf JSON `Duration` such as `"7s"` or `"0.250s"` into milliseconds, at most
+ * `MAX_RETRY_AFTER_MS`.
+ */
 export function parseDurationMs(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const match = /^\s*(\d+(?:\.\d+)?)s\s*$/.exec(value);
   if (!match) return undefined;
-  return Math.ceil(Number(match[1]) * 1000);
+  return Math.min(MAX_RETRY_AFTER_MS, Math.ceil(Number(match[1]) * 1000));
 }
 
 /**
- * The wait the provider asked for, in milliseconds: the `retry-after-ms` header, then `retry-after`
- * (seconds or an HTTP date), then the body's `google.rpc.RetryInfo.retryDelay`.
+ * The wait the provider asked for, in milliseconds, at most `MAX_RETRY_AFTER_MS` (10 minutes): the
+ * `retry-after-ms` header, then `retry-after` (seconds or an HTTP date), then the body's
+ * `google.rpc.RetryInfo.retryDelay`.
  */
 export function readRetryAfterMs(
   headers: Headers | undefined,
@@ -185,7 +190,7 @@ function fromApiError(
  * caller abort → `aborted`; the adapter's time limit (or the SDK's own `httpOptions.timeout`) →
  * `timeout`; `ApiError` by status (401/403 and invalid keys → `authentication`, 429 → `rate_limit`
  * with `retryAfterMs`, 5xx → `server_error`, other 4xx → `bad_request`); connection failures →
- * `network`; a response body that is not JSON → `server_error`.
+ * `network`; a response body that is not JSON → a retryable `server_error`.
  */
 export function toExtractionError(error: unknown, context: FailedCallContext): ExtractionError {
   if (ExtractionError.isInstance(error)) return error;
@@ -231,13 +236,8 @@ export function toExtractionError(error: unknown, context: FailedCallContext): E
     );
   }
   if (error instanceof SyntaxError) {
-    return new ExtractionError(
-      'server_error',
-      'The Gemini API returned a response body that is not JSON',
-      {
-        cause: error,
-      },
-    );
+    // Only an injected client gets here: the extractor's own client checks bodies in its fetch.
+    return notTheReplyError(undefined, `a body that is not JSON (${error.message})`, error);
   }
   const message = error instanceof Error ? error.message : String(error);
   return new ExtractionError('unknown', `The Gemini call failed: ${message}`, { cause: error });

@@ -9,15 +9,19 @@ import {
 import { buildExtractionPrompt, getExtractionJsonSchema } from '@ctx/core/adapter';
 import {
   type GenerateContentConfig,
+  type GenerateContentParameters,
   GoogleGenAI,
   type HttpOptions,
   type ThinkingConfig,
 } from '@google/genai';
 import { toExtractionError } from './gemini-errors.js';
+import { createGuardedFetch } from './gemini-fetch.js';
 import { readExtractionResponse } from './gemini-response.js';
 
 /** Default time limit of one extraction call, in milliseconds. */
 export const GEMINI_DEFAULT_TIMEOUT_MS = 60_000;
+/** API version of the clients the extractor creates (the SDK's own default differs by major). */
+export const GEMINI_DEFAULT_API_VERSION = 'v1beta';
 /** Default output token limit of one extraction call (thinking tokens included). */
 export const GEMINI_DEFAULT_MAX_OUTPUT_TOKENS = 8_192;
 
@@ -70,10 +74,25 @@ export interface GeminiExtractorCommonOptions {
   maxRetries?: number;
 }
 
+/**
+ * The part of a `GoogleGenAI` client the extractor uses. A `GoogleGenAI` of `@google/genai` 2 or 3
+ * fits, also one from another install of the package: the SDK's class has protected members, so
+ * two installs' `GoogleGenAI` types would not be assignable to each other. The reply is typed
+ * `unknown` because the extractor checks its shape itself.
+ */
+export interface GeminiClientLike {
+  models: {
+    generateContent(params: GenerateContentParameters): Promise<unknown>;
+  };
+}
+
 /** Build the extractor on a `GoogleGenAI` client you own (it is never closed or reconfigured). */
 export interface GeminiExtractorClientOptions extends GeminiExtractorCommonOptions {
-  /** A configured `GoogleGenAI` client (Gemini API or Vertex AI). */
-  client: GoogleGenAI;
+  /**
+   * A configured `GoogleGenAI` client (Gemini API or Vertex AI) from `@google/genai` 2 or 3. Its
+   * own API version applies (the SDK's default is `v1beta` in 2 and `v1` in 3).
+   */
+  client: GeminiClientLike;
   apiKey?: never;
   baseUrl?: never;
   apiVersion?: never;
@@ -97,7 +116,9 @@ export interface GeminiExtractorApiKeyOptions extends GeminiExtractorCommonOptio
    */
   baseUrl?: string;
   /**
-   * API version path segment.
+   * API version path segment. Set explicitly on the client the extractor creates, so `@google/genai`
+   * 2 (whose default is `v1beta`) and 3 (default `v1`, or `GOOGLE_GENAI_API_VERSION`) call the same
+   * endpoint.
    * @default 'v1beta'
    */
   apiVersion?: string;
@@ -225,20 +246,6 @@ function createCallSignal(callerSignal: AbortSignal | undefined, timeoutMs: numb
 }
 
 /**
- * A `fetch` that remembers the headers of a failed response: the SDK's `ApiError` keeps only the
- * status and body, and `retry-after` lives in the headers.
- */
-function createCapturingFetch() {
-  let failedHeaders: Headers | undefined;
-  const capturingFetch = async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    const response = await fetch(input, init);
-    if (!response.ok) failedHeaders = response.headers;
-    return response;
-  };
-  return { fetch: capturingFetch, headers: () => failedHeaders };
-}
-
-/**
  * Creates a {@link ContextExtractor} backed by Google Gemini through the official `@google/genai`
  * SDK (`models.generateContent`). Each call sends core's extraction prompt as the system
  * instruction plus one user turn holding the previous snapshot and the new messages, and asks for
@@ -279,7 +286,9 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
     options.client ??
     new GoogleGenAI({
       apiKey: resolveApiKey(options.apiKey) as string,
-      ...(options.apiVersion === undefined ? {} : { apiVersion: options.apiVersion }),
+      // Pinned: @google/genai 3 switched its default from v1beta to v1; the extractor keeps one
+      // documented endpoint whichever major is installed.
+      apiVersion: options.apiVersion ?? GEMINI_DEFAULT_API_VERSION,
       httpOptions: {
         ...(options.baseUrl === undefined ? {} : { baseUrl: options.baseUrl }),
         ...(options.headers === undefined ? {} : { headers: { ...options.headers } }),
@@ -308,7 +317,7 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
         instructions: instructions || undefined,
       });
       const call = createCallSignal(callerSignal, timeoutMs);
-      const capture = ownsClient ? createCapturingFetch() : undefined;
+      const capture = ownsClient ? createGuardedFetch() : undefined;
       const httpOptions: HttpOptions = {};
       if (capture) httpOptions.fetch = capture.fetch;
       if (!ownsClient && options.maxRetries !== undefined) {
@@ -337,7 +346,7 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
           callerSignal,
           timedOut: call.timedOut(),
           timeoutMs,
-          responseHeaders: capture?.headers(),
+          responseHeaders: capture?.failedHeaders(),
         });
       } finally {
         call.dispose();

@@ -1,6 +1,11 @@
 import { ExtractionError, type ExtractionResult, type TokenUsage } from '@ctx/core';
-import { parseExtractionOutput } from '@ctx/core/adapter';
-import type { GenerateContentResponse } from '@google/genai';
+import {
+  isTokenCount,
+  parseExtractionOutput,
+  type ToleratedOutput,
+  toTokenUsage,
+} from '@ctx/core/adapter';
+import { notTheReplyError } from './gemini-fetch.js';
 
 /** Candidate finish reasons that mean the model (or its filters) declined to produce the output. */
 const REFUSAL_FINISH_REASONS: ReadonlySet<string> = new Set([
@@ -22,17 +27,30 @@ const COMPLETE_FINISH_REASONS: ReadonlySet<string | undefined> = new Set([
   'FINISH_REASON_UNSPECIFIED',
 ]);
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The value when it is a string, else ''. */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
 /**
  * Token usage from `usageMetadata`. Thinking tokens (`thoughtsTokenCount`) are billed as output, so
- * they are counted in `outputTokens`.
+ * they are counted in `outputTokens`. A missing count is 0 (proto3 JSON leaves zeros out); a count
+ * that is not a non-negative integer (`"12"`, `-1`) makes the whole usage unknown: ignored, never
+ * coerced or concatenated.
  */
-export function readUsage(response: GenerateContentResponse): TokenUsage | undefined {
+export function readUsage(response: Record<string, unknown>): TokenUsage | undefined {
   const usage = response.usageMetadata;
-  if (!usage) return undefined;
-  return {
-    inputTokens: usage.promptTokenCount ?? 0,
-    outputTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
-  };
+  if (!isRecord(usage)) return undefined;
+  const count = (value: unknown) => (value === undefined ? 0 : value);
+  const input = count(usage.promptTokenCount);
+  const candidates = count(usage.candidatesTokenCount);
+  const thoughts = count(usage.thoughtsTokenCount);
+  if (!isTokenCount(candidates) || !isTokenCount(thoughts)) return undefined;
+  return toTokenUsage(input, candidates + thoughts);
 }
 
 /**
@@ -42,25 +60,36 @@ export function readUsage(response: GenerateContentResponse): TokenUsage | undef
  * `schema_mismatch` (from core's parser).
  */
 export function readExtractionResponse(
-  response: GenerateContentResponse,
+  response: unknown,
   planning: boolean,
   maxOutputTokens: number,
 ): ExtractionResult {
-  const blockReason = response.promptFeedback?.blockReason;
+  if (!isRecord(response)) {
+    throw notTheReplyError(undefined, 'something that is not a Gemini response object');
+  }
+  const feedback = isRecord(response.promptFeedback) ? response.promptFeedback : {};
+  const blockReason = text(feedback.blockReason);
   if (blockReason) {
-    const detail = response.promptFeedback?.blockReasonMessage;
+    const detail = text(feedback.blockReasonMessage);
     throw new ExtractionError(
       'refusal',
       `Gemini blocked the prompt (${blockReason})${detail ? `: ${detail}` : ''}. The conversation or the instructions tripped the provider's content filters.`,
       { retryable: false },
     );
   }
-  const candidate = response.candidates?.[0];
-  if (!candidate) {
+  const candidates = response.candidates;
+  if (candidates !== undefined && candidates !== null && !Array.isArray(candidates)) {
+    throw notTheReplyError(
+      undefined,
+      'JSON that is not a Gemini response ("candidates" is not a list)',
+    );
+  }
+  const candidate: unknown = candidates?.[0];
+  if (!isRecord(candidate)) {
     throw new ExtractionError('empty', 'Gemini returned no candidate');
   }
-  const finishReason = candidate.finishReason as string | undefined;
-  const finishMessage = candidate.finishMessage ? `: ${candidate.finishMessage}` : '';
+  const finishReason = text(candidate.finishReason) || undefined;
+  const finishMessage = text(candidate.finishMessage) ? `: ${text(candidate.finishMessage)}` : '';
   if (finishReason && REFUSAL_FINISH_REASONS.has(finishReason)) {
     throw new ExtractionError(
       'refusal',
@@ -87,11 +116,17 @@ export function readExtractionResponse(
       { retryable: finishReason === 'OTHER' },
     );
   }
-  const text = (candidate.content?.parts ?? [])
-    .filter((part) => part.thought !== true && typeof part.text === 'string')
-    .map((part) => part.text)
+  const parts = isRecord(candidate.content) ? candidate.content.parts : undefined;
+  const output = (Array.isArray(parts) ? parts : [])
+    .map((part: unknown) => (isRecord(part) && part.thought !== true ? text(part.text) : ''))
     .join('');
-  const draft = parseExtractionOutput(text, { planning });
+  let tolerated: ToleratedOutput | undefined;
+  const draft = parseExtractionOutput(output, {
+    planning,
+    onTolerated: (report) => {
+      tolerated = report;
+    },
+  });
   const usage = readUsage(response);
-  return usage ? { draft, usage } : { draft };
+  return { draft, ...(usage ? { usage } : {}), ...(tolerated ? { tolerated } : {}) };
 }
