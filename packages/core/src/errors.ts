@@ -354,8 +354,9 @@ export function parseRetryAfterHeaders(
   }
   const value = headers?.get('retry-after')?.trim();
   if (!value) return undefined;
-  if (decimal.test(value))
+  if (decimal.test(value)) {
     return toRetryAfterMs(Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS));
+  }
   // An HTTP date always names its weekday or month; Date.parse alone would take "-5" for a year.
   if (!/[a-z]/i.test(value)) return undefined;
   const date = Date.parse(value);

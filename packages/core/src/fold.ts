@@ -218,12 +218,9 @@ export async function foldSession(
       if (apply.length > 0) {
         const result = await extract(settings, previous, apply, options.signal);
         extractions += 1;
-        if (result.tolerated && result.tolerated.droppedKeys.length > 0) {
-          settings.emit({
-            type: 'extraction-tolerated',
-            sessionId,
-            droppedKeys: [...result.tolerated.droppedKeys],
-          });
+        const droppedKeys = result.tolerated?.droppedKeys;
+        if (Array.isArray(droppedKeys) && droppedKeys.length > 0) {
+          settings.emit({ type: 'extraction-tolerated', sessionId, droppedKeys: [...droppedKeys] });
         }
         batchUsage = result.usage;
         usage = addUsage(usage, result.usage);
