@@ -89,7 +89,9 @@ interface SessionCall {
   incoming: AnyModelMessage[];
 }
 
-const SESSION_CONTEXT_OPEN_TAG = '<session_context>';
+// A rendered block: the tags alone on their lines (a prompt that merely mentions the tag in prose,
+// as instructions about the block do, does not count).
+const RENDERED_BLOCK = /(^|\n)<session_context>\n[\s\S]*\n<\/session_context>(\n|$)/;
 const OPTION_KEYS = new Set(['sessionId', 'userId']);
 
 function invalidOptions(message: string, path: string): ValidationError {
@@ -274,7 +276,7 @@ export function createSessionContextMiddleware(
   const injectBlock = async (prompt: Prompt, call: SessionCall): Promise<Prompt> => {
     const systemIndex = prompt.findIndex((message) => message.role === 'system');
     const hasBlock = prompt.some(
-      (message) => message.role === 'system' && message.content.includes(SESSION_CONTEXT_OPEN_TAG),
+      (message) => message.role === 'system' && RENDERED_BLOCK.test(message.content),
     );
     if (hasBlock) return prompt;
     const base = systemIndex === -1 ? '' : (prompt[systemIndex]?.content as string);

@@ -116,6 +116,35 @@ describe('before the call', () => {
     });
   });
 
+  it('adds the block once: not again when a system message already holds one, but when the prompt only mentions the tag', async () => {
+    await seed('User plans a week in Lisbon in May.');
+    const block =
+      '<session_context>\nSummary: User plans a week in Lisbon in May.\n</session_context>';
+    const mentions = 'When a <session_context> block follows, rely on it for older turns.';
+    const model = new MockLanguageModel({ doGenerate: [textResult('a'), textResult('b')] });
+    const wrapped = wrapLanguageModel({ model, middleware });
+    await generateText({
+      model: wrapped,
+      system: mentions,
+      prompt: 'Hi',
+      providerOptions: { ctx: { sessionId } },
+    });
+    await generateText({
+      model: wrapped,
+      system: `${SYSTEM}\n\n${block}`,
+      prompt: 'Hi',
+      providerOptions: { ctx: { sessionId } },
+    });
+    expect(model.doGenerateCalls[0]?.prompt[0]).toEqual({
+      role: 'system',
+      content: `${mentions}\n\n${block}`,
+    });
+    expect(model.doGenerateCalls[1]?.prompt[0]).toEqual({
+      role: 'system',
+      content: `${SYSTEM}\n\n${block}`,
+    });
+  });
+
   it('removes providerOptions.ctx before the provider, and keeps the other providers’ options', async () => {
     const model = new MockLanguageModel({ doGenerate: [textResult('a'), textResult('b')] });
     const wrapped = wrapLanguageModel({ model, middleware });
