@@ -23,6 +23,7 @@ import {
   textResult,
   textStreamParts,
   toolCallResult,
+  usage,
 } from './helpers/models.js';
 
 const SYSTEM = 'You are a helpful assistant.';
@@ -330,6 +331,49 @@ describe('after the call', () => {
       undefined,
       undefined,
     ]);
+  });
+
+  it('records a streamText tool-call turn step by step, every message once', async () => {
+    const model = new MockLanguageModel({
+      doStream: [
+        streamResult([
+          { type: 'stream-start', warnings: [] },
+          {
+            type: 'tool-call',
+            toolCallId: 'call-1',
+            toolName: 'weather',
+            input: JSON.stringify({ city: 'Lisbon' }),
+          },
+          {
+            type: 'finish',
+            finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
+            usage: usage(),
+          },
+        ]),
+        streamResult(textStreamParts(['21 °C ', 'and sunny.'])),
+      ],
+    });
+    const result = streamText({
+      model: wrapLanguageModel({ model, middleware }),
+      prompt: 'Weather in Lisbon?',
+      tools: {
+        weather: tool({
+          inputSchema: z.object({ city: z.string() }),
+          execute: async ({ city }) => ({ city, temperature: 21 }),
+        }),
+      },
+      stopWhen: stepCountIs(3),
+      providerOptions: { ctx: { sessionId } },
+    });
+    expect(await result.text).toBe('21 °C and sunny.');
+    await middleware.flush();
+    expect(folded()).toEqual([
+      { role: 'user', content: 'Weather in Lisbon?' },
+      { role: 'assistant', content: '[tool call weather: {"city":"Lisbon"}]' },
+      { role: 'tool', content: '[tool result weather: {"city":"Lisbon","temperature":21}]' },
+      { role: 'assistant', content: '21 °C and sunny.' },
+    ]);
+    expect(foldedTurns()).toBe(2);
   });
 
   it('records what the user saw of an aborted stream, marked as interrupted', async () => {
