@@ -232,7 +232,8 @@ export function createSessionContextMiddleware(
 
   const calls = new WeakMap<CallOptions, SessionCall>();
   const pending = new Set<Promise<void>>();
-  // Recordings of one session run one after another, so its turns reach the log in call order.
+  // Recordings of one session run one after another, so its turns reach the log in the order the
+  // calls finished (a slow write cannot let a later turn overtake an earlier one).
   const queues = new Map<string, Promise<void>>();
 
   const report = (error: unknown, info: SessionContextMiddlewareErrorInfo) => {

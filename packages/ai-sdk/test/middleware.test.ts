@@ -487,6 +487,42 @@ describe('after the call', () => {
     });
   });
 
+  it('records the turns of one session in the order the calls finished, even when a write is slow', async () => {
+    const repository = createMemoryRepository();
+    let slowWrites = 1;
+    // The first turn's write to the log takes a while (a busy database); the second is fast.
+    const slow = new Proxy(repository, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (property === 'recordTurn' && typeof value === 'function') {
+          return async (...args: unknown[]) => {
+            if (slowWrites-- > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+            return value.apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const slowStore = newStore(slow);
+    const slowMiddleware = createSessionContextMiddleware({ store: slowStore });
+    const model = wrapLanguageModel({
+      model: new MockLanguageModel({ doGenerate: [textResult('one'), textResult('two')] }),
+      middleware: slowMiddleware,
+    });
+    const ask = (prompt: string) =>
+      generateText({ model, prompt, providerOptions: { ctx: { sessionId } } });
+    await ask('first');
+    await ask('second');
+    await slowMiddleware.flush();
+    expect(folded()).toEqual([
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: 'one' },
+      { role: 'user', content: 'second' },
+      { role: 'assistant', content: 'two' },
+    ]);
+    await slowStore.close();
+  });
+
   it('hands every recording to waitUntil', async () => {
     const handed: Promise<unknown>[] = [];
     const withWaitUntil = createSessionContextMiddleware({
