@@ -1,0 +1,17 @@
+// @ctx/ai-sdk — session context for the Vercel AI SDK: a language model middleware that injects
+// the block before a call and records the turn after it, and the message conversion it uses.
+export {
+  createSessionContextMiddleware,
+  PROVIDER_OPTIONS_KEY,
+  type SessionContextMiddleware,
+  type SessionContextMiddlewareErrorInfo,
+  type SessionContextMiddlewareOptions,
+  type SessionContextMiddlewareStore,
+  type SessionContextProviderOptions,
+} from './session-context-middleware.js';
+export {
+  type AnyModelMessage,
+  DEFAULT_MAX_TOOL_CHARS,
+  type ToSessionMessagesOptions,
+  toSessionMessages,
+} from './session-messages.js';
