@@ -105,10 +105,17 @@ export function parseAuthFile(text: string, source = 'CTX_AUTH_FILE'): TokenAuth
   if (!result.success) {
     throw invalidConfig(
       source,
-      result.error.issues.map((issue) => ({
-        path: issue.path.map(String).join('.') || '(root)',
-        message: issue.message,
-      })),
+      result.error.issues.flatMap((issue) => {
+        const path = issue.path.map(String).join('.');
+        // A misspelt field is named where it is: `tokens.0.rol`.
+        if (issue.code === 'unrecognized_keys') {
+          return issue.keys.map((key) => ({
+            path: path ? `${path}.${key}` : key,
+            message: 'unknown field: expected token or sha256, role, userId, name',
+          }));
+        }
+        return [{ path: path || '(root)', message: issue.message }];
+      }),
     );
   }
   const seen = new Map<string, number>();
