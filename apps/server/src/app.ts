@@ -368,7 +368,9 @@ export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEn
       status: 200 | 401 | 403 = 200,
     ) => {
       c.header('content-security-policy', page.contentSecurityPolicy);
-      c.header('referrer-policy', 'no-referrer');
+      // same-origin, not no-referrer: Chromium sends `Origin: null` on form posts under
+      // no-referrer, and the sign-in checks the origin.
+      c.header('referrer-policy', 'same-origin');
       c.header('x-frame-options', 'DENY');
       return c.html(page.html, status);
     };

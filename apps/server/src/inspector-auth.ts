@@ -101,7 +101,7 @@ export function createInspectorSessions(options: InspectorSessionOptions): Inspe
 /**
  * True when a state-changing request comes from a page of this server: its `Origin` names this
  * host (as the client addressed it: `Host`, or `X-Forwarded-Host` behind a proxy), or, without
- * `Origin`, `Sec-Fetch-Site` says same-origin. Browsers send one of them on every form post, so a
+ * an `Origin` (or with `Origin: null`), `Sec-Fetch-Site` says same-origin. Browsers send one of them on every form post, so a
  * post from another site's page, or one with neither header, is refused.
  */
 export function isSameOrigin(c: Context): boolean {
@@ -110,8 +110,9 @@ export function isSameOrigin(c: Context): boolean {
     c.req.header('x-forwarded-host')?.split(',')[0]?.trim() ??
     c.req.header('host') ??
     new URL(c.req.url).host;
-  if (origin === 'null') return false;
-  if (origin !== undefined) {
+  // `Origin: null` comes from privacy settings (a no-referrer policy) and sandboxed frames alike:
+  // only the browser-set Sec-Fetch-Site can tell them apart.
+  if (origin !== undefined && origin !== 'null') {
     try {
       return new URL(origin).host === host.toLowerCase();
     } catch {

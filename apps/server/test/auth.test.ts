@@ -417,8 +417,14 @@ describe('inspector sign-in', () => {
     expect(crossSite.headers.get('set-cookie')).toBeNull();
     const noOrigin = await app.request('http://localhost/inspector/sign-in', form(OPERATOR, {}));
     expect(noOrigin.status).toBe(403);
+    // `Origin: null` (privacy settings) passes only with the browser's own Sec-Fetch-Site.
+    const nullOrigin = form(OPERATOR, { origin: 'null', 'sec-fetch-site': 'cross-site' });
+    expect((await app.request('http://localhost/inspector/sign-in', nullOrigin)).status).toBe(403);
+    const sameSite = form(OPERATOR, { origin: 'null', 'sec-fetch-site': 'same-origin' });
+    expect((await app.request('http://localhost/inspector/sign-in', sameSite)).status).toBe(303);
     expect(audits.map((event) => [event.status, event.path])).toEqual([
       [401, '/inspector/sign-in'],
+      [403, '/inspector/sign-in'],
       [403, '/inspector/sign-in'],
       [403, '/inspector/sign-in'],
       [403, '/inspector/sign-in'],
