@@ -381,7 +381,7 @@ export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEn
     if (auth && sessions) {
       const refuse = (c: Context<ServerEnv>, status: 401 | 403, code: string, message: string) => {
         auditRefusal(c, status, code, message);
-        return html(c, renderSignInPage({ message }), status);
+        return html(c, renderSignInPage({ message, action: 'sign-in' }), status);
       };
       app.post('/inspector/sign-in', bodyLimit({ maxSize: 4096 }), async (c) => {
         if (!isSameOrigin(c)) {

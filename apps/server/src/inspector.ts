@@ -336,21 +336,33 @@ export function renderInspectorPage(options: InspectorPageOptions = {}): Inspect
  * The sign-in page of an inspector behind authentication: one form that posts the operator
  * token to `inspector/sign-in` (in the body, never in the URL). No script runs on it.
  */
-export function renderSignInPage(options: { message?: string } = {}): InspectorPage {
+export function renderSignInPage(
+  options: {
+    /** An error to show above the form. */
+    message?: string;
+    /**
+     * The form's action, relative to the page's URL: `inspector/sign-in` on the page at `/`,
+     * `sign-in` on the page answered by a failed sign-in (at `/inspector/sign-in`). Relative, so
+     * the inspector also works behind a proxy that serves it under a path prefix.
+     * @default 'inspector/sign-in'
+     */
+    action?: 'inspector/sign-in' | 'sign-in';
+  } = {},
+): InspectorPage {
   const error = options.message
     ? `<p class="error" id="sign-in-error" role="alert">${escapeHtml(options.message)}</p>`
     : '';
   const body = `
-<main class="panel sign-in">
+<section class="panel sign-in">
   <h1>ctx inspector</h1>
   <p>Sign in with an operator token.</p>
   ${error}
-  <form method="post" action="inspector/sign-in">
+  <form method="post" action="${options.action ?? 'inspector/sign-in'}">
     <label for="token">Operator token</label>
     <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
     <button id="sign-in" type="submit">Sign in</button>
   </form>
-</main>
+</section>
 `;
   return { html: page(body), contentSecurityPolicy: policy() };
 }

@@ -113,6 +113,12 @@ describe('inspector page in headless Chromium', () => {
       .toBe('That token is not valid.');
     expect(new URL(page.url()).search).toBe('');
     expect(await page.context().cookies()).toEqual([]);
+
+    // The form shown after a failed attempt signs in too.
+    await page.fill('#token', OPERATOR_TOKEN);
+    await Promise.all([page.waitForURL(`${server.url}/`), page.click('#sign-in')]);
+    await page.locator('#sign-out').waitFor();
+    await browser.clearCookies();
     await page.close();
   });
 
