@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import {
   ContextError,
   type RenderOptions,
@@ -12,7 +11,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import type { z } from 'zod';
-import { type Access, type Actor, listedUser, resolveActor } from './access.js';
+import { type Access, listedUser, resolveActor } from './access.js';
 import {
   type ApiRoute,
   type ContextQuerySchema,
@@ -26,15 +25,13 @@ import {
   type TurnQuerySchema,
 } from './api-schemas.js';
 import { type AuditEvent, logAuditEvent } from './audit.js';
-import { authenticateBearer, findPrincipal, type Principal, type TokenAuth } from './auth.js';
+import { authenticateBearer, type Principal, type TokenAuth } from './auth.js';
 import { HttpProblem, toHttpError } from './http-errors.js';
-import { type InspectorPageOptions, renderInspectorPage, renderSignInPage } from './inspector.js';
-import {
-  createInspectorSessions,
-  type InspectorSessionOptions,
-  isSameOrigin,
-} from './inspector-auth.js';
+import { type InspectorPageOptions, renderInspectorPage } from './inspector.js';
+import { createInspectorSessions, type InspectorSessionOptions } from './inspector-auth.js';
+import { mountInspector } from './inspector-routes.js';
 import { createRateLimiter } from './rate-limit.js';
+import { clientAddress, type ServerEnv } from './server-env.js';
 import { assertWellFormedPath, failValidation, USER_HEADER } from './validation.js';
 
 /** The session id the readiness probe reads: a cheap primary-key lookup that finds nothing. */
@@ -111,11 +108,6 @@ export function toSessionContextJson(context: SessionContext): SessionContextJso
   };
 }
 
-interface ServerEnv {
-  Variables: { principal: Principal; actor: Actor; requestId: string };
-  Bindings: { incoming?: IncomingMessage };
-}
-
 const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const ANONYMOUS: Principal = { role: 'anonymous', id: 'anonymous' };
@@ -128,10 +120,6 @@ function notFound(sessionId: string): HttpProblem {
     'NOT_FOUND',
     `Session "${sessionId}" not found: it has no context yet, or it was deleted or expired`,
   );
-}
-
-function clientAddress(c: Context<ServerEnv>): string {
-  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
 // The validated parts of a request (the route configs are typed loosely, so name them here).
@@ -362,51 +350,7 @@ export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEn
   // ---- the inspector -------------------------------------------------------------------------
 
   if (inspector) {
-    const html = (
-      c: Context<ServerEnv>,
-      page: { html: string; contentSecurityPolicy: string },
-      status: 200 | 401 | 403 = 200,
-    ) => {
-      c.header('content-security-policy', page.contentSecurityPolicy);
-      // same-origin, not no-referrer: Chromium sends `Origin: null` on form posts under
-      // no-referrer, and the sign-in checks the origin.
-      c.header('referrer-policy', 'same-origin');
-      c.header('x-frame-options', 'DENY');
-      return c.html(page.html, status);
-    };
-    app.get('/', (c) => {
-      if (!sessions || sessions.principal(c)) return html(c, inspector);
-      return html(c, renderSignInPage());
-    });
-    if (auth && sessions) {
-      const refuse = (c: Context<ServerEnv>, status: 401 | 403, code: string, message: string) => {
-        auditRefusal(c, status, code, message);
-        return html(c, renderSignInPage({ message, action: 'sign-in' }), status);
-      };
-      app.post('/inspector/sign-in', bodyLimit({ maxSize: 4096 }), async (c) => {
-        if (!isSameOrigin(c)) {
-          return refuse(c, 403, 'FORBIDDEN', 'Sign in from the inspector page of this server.');
-        }
-        rateLimit(`sign-in@${clientAddress(c)}`);
-        const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
-        const token = typeof form.token === 'string' ? form.token.trim() : '';
-        const principal = token ? findPrincipal(auth, token) : undefined;
-        if (!principal) return refuse(c, 401, 'UNAUTHENTICATED', 'That token is not valid.');
-        c.set('principal', principal);
-        if (principal.role !== 'operator') {
-          return refuse(c, 403, 'FORBIDDEN', 'Only an operator token opens the inspector.');
-        }
-        c.header('set-cookie', sessions.signIn(c, principal));
-        return c.redirect('../', 303);
-      });
-      app.post('/inspector/sign-out', (c) => {
-        if (!isSameOrigin(c)) {
-          return refuse(c, 403, 'FORBIDDEN', 'Sign out from the inspector page of this server.');
-        }
-        c.header('set-cookie', sessions.signOut(c));
-        return c.redirect('../', 303);
-      });
-    }
+    mountInspector(app, { page: inspector, auth, sessions, auditRefusal, rateLimit });
   }
 
   // ---- the JSON API --------------------------------------------------------------------------
