@@ -5,22 +5,34 @@ import {
   type SessionContext,
   type SessionContextStore,
 } from '@ctx/core';
-import { type Context, Hono } from 'hono';
+import { OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { requestId } from 'hono/request-id';
+import type { z } from 'zod';
+import { type Access, listedUser, resolveActor } from './access.js';
+import {
+  type ApiRoute,
+  type ContextQuerySchema,
+  deleteSessionRoute,
+  getContextRoute,
+  type ListQuerySchema,
+  listSessionsRoute,
+  postTurnRoute,
+  type SessionPathSchema,
+  type TurnBodySchema,
+  type TurnQuerySchema,
+} from './api-schemas.js';
+import { type AuditEvent, logAuditEvent } from './audit.js';
+import { authenticateBearer, type Principal, type TokenAuth } from './auth.js';
 import { HttpProblem, toHttpError } from './http-errors.js';
 import { type InspectorPageOptions, renderInspectorPage } from './inspector.js';
-import {
-  IssueCollector,
-  parseBooleanParam,
-  parseContextQuery,
-  parseJsonText,
-  parseListQuery,
-  parseSessionId,
-  parseTurnBody,
-  parseUserHeader,
-  rejectUnknownParams,
-  USER_HEADER,
-} from './validation.js';
+import { createInspectorSessions, type InspectorSessionOptions } from './inspector-auth.js';
+import { mountInspector } from './inspector-routes.js';
+import { createRateLimiter } from './rate-limit.js';
+import { clientAddress, type ServerEnv } from './server-env.js';
+import { assertWellFormedPath, failValidation, USER_HEADER } from './validation.js';
 
 /** The session id the readiness probe reads: a cheap primary-key lookup that finds nothing. */
 export const READINESS_PROBE_SESSION_ID = 'ctx-server-readiness-probe';
@@ -33,10 +45,32 @@ export interface ServerAppOptions {
    */
   store: SessionContextStore;
   /**
-   * Serve the inspector page at `GET /`. `false` turns it off; an object sets its options.
+   * Bearer-token authentication (see `loadAuthFile`). Without it every caller is trusted: the
+   * `x-ctx-user` header names the user, a read without it sees every session, and the inspector
+   * needs no sign-in — only for a server on a loopback address or a private network.
+   */
+  auth?: TokenAuth;
+  /**
+   * Serve the inspector page at `GET /`. `false` turns it off; an object sets its options. With
+   * `auth`, it asks for an operator token first.
    * @default true
    */
   inspector?: boolean | InspectorPageOptions;
+  /** The inspector's sign-in cookie: HMAC secret, lifetime, `Secure` attribute. */
+  inspectorSessions?: Omit<InspectorSessionOptions, 'auth'>;
+  /**
+   * Requests per minute per principal (a token; without auth, a client address), as a token
+   * bucket of `burst` requests (default: `perMinute`). Over it: 429 `RATE_LIMITED` with
+   * `Retry-After`. `false` turns limiting off.
+   * @default false
+   */
+  rateLimit?: { perMinute: number; burst?: number } | false;
+  /**
+   * Origins a browser page may call the API from (`https://app.example.com`). Empty: no CORS
+   * headers at all, so browsers keep other sites' pages out.
+   * @default []
+   */
+  corsOrigins?: readonly string[];
   /** Largest accepted request body, in bytes; larger ones get 413 `PAYLOAD_TOO_LARGE`. @default 16_777_216 (16 MiB) */
   maxBodyBytes?: number;
   /** How long `GET /readyz` waits for the repository before answering 503. @default 2000 */
@@ -48,32 +82,37 @@ export interface ServerAppOptions {
    */
   isDraining?: () => boolean;
   /** Receives unexpected errors (answered with 500 `INTERNAL_ERROR`). @default console.error */
-  onError?: (error: unknown) => void;
+  onError?: (error: unknown, request: { requestId: string }) => void;
+  /**
+   * Receives an event for every refused request (400, 401, 403, 413, 415, 429).
+   * @default one JSON line on stdout
+   */
+  onAudit?: (event: AuditEvent) => void;
 }
 
 /** A snapshot as the API returns it: the same fields, timestamps as ISO 8601 strings. */
-export interface SessionContextJson extends Omit<SessionContext, 'createdAt' | 'updatedAt'> {
+export type SessionContextJson = Omit<SessionContext, 'createdAt' | 'updatedAt'> & {
   createdAt: string;
   updatedAt: string;
-}
+};
 
-/** Converts a snapshot to its JSON form (fields in a fixed order). */
+/**
+ * Converts a snapshot to its JSON form: every property of the snapshot as it is (so properties
+ * added to the snapshot appear without a change here), timestamps as ISO 8601 strings.
+ */
 export function toSessionContextJson(context: SessionContext): SessionContextJson {
   return {
-    sessionId: context.sessionId,
-    userId: context.userId,
-    summary: context.summary,
-    goal: context.goal,
-    plan: context.plan,
-    progress: context.progress,
+    ...context,
     createdAt: context.createdAt.toISOString(),
     updatedAt: context.updatedAt.toISOString(),
-    version: context.version,
   };
 }
 
 const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const ANONYMOUS: Principal = { role: 'anonymous', id: 'anonymous' };
+/** Statuses that count as a refused request (an audit event each). */
+const REFUSED = new Set([400, 401, 403, 405, 413, 415, 429]);
 
 function notFound(sessionId: string): HttpProblem {
   return new HttpProblem(
@@ -83,53 +122,85 @@ function notFound(sessionId: string): HttpProblem {
   );
 }
 
-async function readJsonText(c: Context): Promise<string> {
-  const type = c.req.header('content-type') ?? '';
-  if (!JSON_MEDIA_TYPE.test(type)) {
-    throw new HttpProblem(
-      415,
-      'UNSUPPORTED_MEDIA_TYPE',
-      `Expected a JSON body with "content-type: application/json", got ${type ? `"${type}"` : 'no content-type'}`,
-    );
-  }
-  return c.req.text();
-}
+// The validated parts of a request (the route configs are typed loosely, so name them here).
+const valid = <T extends z.ZodType>(c: Context, target: 'param' | 'query' | 'json') =>
+  (c.req.valid as (target: string) => unknown)(target) as z.output<T>;
 
 /**
- * Builds the HTTP service as a Hono app: the JSON API under `/v1`, health and readiness probes,
- * and the inspector page at `/`. Serve it with `@hono/node-server` (see `startServer`) or test it
- * in-process with `app.request()`.
+ * Builds the HTTP service as a Hono app: the JSON API under `/v1`, its OpenAPI document at
+ * `/openapi.json`, health and readiness probes, and the inspector page at `/`. Serve it with
+ * `@hono/node-server` (see `startServer`) or test it in-process with `app.request()`.
  *
- * Ownership: writes (`POST …/turns`, `DELETE`) must name the caller in the `x-ctx-user` header;
- * it becomes the owner of a new session and must match the owner of an existing one (else 403).
- * Reads may name a caller (then checked the same way) or omit the header, which reads as an
- * operator (the inspector does that). The header is an ownership check between cooperating
- * agents, not authentication: keep the service on a private network or behind an auth proxy.
+ * With `auth`, every `/v1` request carries `Authorization: Bearer <token>`; the token's role
+ * decides what it may do (see `resolveActor`). Without it, `x-ctx-user` names the caller and is
+ * trusted: keep such a server on loopback or a private network.
  *
  * @example
  * ```ts
  * const store = new SessionContextStore({ repository, extractor, config: { enablePlanning: true } });
- * const app = createServerApp({ store });
+ * const app = createServerApp({ store, auth: loadAuthFile('/etc/ctx/tokens.json') });
  * const response = await app.request('/v1/sessions/s1/turns', {
  *   method: 'POST',
- *   headers: { 'content-type': 'application/json', 'x-ctx-user': 'u1' },
+ *   headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceToken}` },
  *   body: JSON.stringify({ messages: [{ role: 'user', content: 'Help me plan a migration' }] }),
  * });
  * ```
  */
-export function createServerApp(options: ServerAppOptions): Hono {
-  const { store } = options;
+export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEnv> {
+  const { store, auth } = options;
   const isDraining = options.isDraining ?? (() => false);
-  const report = options.onError ?? ((error: unknown) => console.error('[ctx-server]', error));
+  const report =
+    options.onError ??
+    ((error: unknown, request: { requestId: string }) =>
+      console.error(`[ctx-server] request ${request.requestId}:`, error));
+  const audit = options.onAudit ?? logAuditEvent;
   const readinessTimeoutMs = options.readinessTimeoutMs ?? 2000;
-  const inspector =
+  const inspectorOptions =
     options.inspector === false
       ? null
-      : renderInspectorPage(options.inspector === true ? {} : options.inspector);
+      : options.inspector === true
+        ? {}
+        : (options.inspector ?? {});
+  const inspector = inspectorOptions
+    ? renderInspectorPage({ ...inspectorOptions, signOut: auth !== undefined })
+    : null;
+  const sessions = auth ? createInspectorSessions({ ...options.inspectorSessions, auth }) : null;
+  const limiter = options.rateLimit ? createRateLimiter(options.rateLimit) : null;
   const renderDefaults: RenderOptions = store.config.render ?? {};
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const app = new Hono();
+  const app = new OpenAPIHono<ServerEnv>();
 
+  const auditRefusal = (c: Context<ServerEnv>, status: number, code: string, message: string) => {
+    if (!REFUSED.has(status)) return;
+    audit({
+      type: 'audit',
+      event: 'request.refused',
+      time: new Date().toISOString(),
+      requestId: c.get('requestId'),
+      status,
+      code,
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
+      principal: c.get('principal')?.id ?? null,
+      client: clientAddress(c),
+      message,
+    });
+  };
+
+  const rateLimit = (key: string) => {
+    const decision = limiter?.take(key);
+    if (decision && !decision.allowed) {
+      throw new HttpProblem(
+        429,
+        'RATE_LIMITED',
+        `Too many requests: wait ${decision.retryAfterSeconds} s (Retry-After) before sending more`,
+        true,
+        { 'retry-after': String(decision.retryAfterSeconds) },
+      );
+    }
+  };
+
+  app.use(requestId({ limitLength: 128 }));
   app.use(async (c, next) => {
     await next();
     c.header('x-content-type-options', 'nosniff');
@@ -137,9 +208,29 @@ export function createServerApp(options: ServerAppOptions): Hono {
     // While draining, clients reconnect (to another instance) instead of reusing this connection.
     if (isDraining()) c.header('connection', 'close');
   });
+  if (options.corsOrigins && options.corsOrigins.length > 0) {
+    const origins = [...options.corsOrigins];
+    const corsHandler = cors({
+      origin: origins,
+      allowMethods: ['GET', 'POST', 'DELETE'],
+      allowHeaders: ['authorization', 'content-type', USER_HEADER, 'x-request-id'],
+      exposeHeaders: ['etag', 'retry-after', 'x-request-id'],
+      maxAge: 600,
+    });
+    app.use('/v1/*', corsHandler);
+    app.use('/openapi.json', corsHandler);
+  }
+  app.use(async (c, next) => {
+    assertWellFormedPath(c.req.url);
+    await next();
+  });
 
   app.onError((error, c) => {
-    const response = toHttpError(error, report);
+    const response = toHttpError(error, (unexpected) =>
+      report(unexpected, { requestId: c.get('requestId') }),
+    );
+    response.body.error.requestId = c.get('requestId');
+    auditRefusal(c, response.status, response.body.error.code, response.body.error.message);
     return c.json(response.body, response.status, response.headers);
   });
 
@@ -150,10 +241,50 @@ export function createServerApp(options: ServerAppOptions): Hono {
         'NOT_FOUND',
         `No route ${c.req.method} ${c.req.path}: see the README of apps/server for the endpoints`,
       ),
-      report,
+      () => undefined,
     );
+    response.body.error.requestId = c.get('requestId');
     return c.json(response.body, response.status);
   });
+
+  // ---- authentication of the JSON API --------------------------------------------------------
+
+  app.use('/v1/*', async (c, next) => {
+    if (!auth) {
+      c.set('principal', ANONYMOUS);
+      rateLimit(`anonymous@${clientAddress(c)}`);
+      return next();
+    }
+    let result = authenticateBearer(auth, c.req.header('authorization'));
+    // The inspector reads with its sign-in cookie; it never writes, so only reads accept it.
+    if (result.kind === 'missing' && (c.req.method === 'GET' || c.req.method === 'HEAD')) {
+      const principal = sessions?.principal(c);
+      if (principal) result = { kind: 'ok', principal };
+    }
+    if (result.kind !== 'ok') {
+      // Failed attempts count against the client's address: guessing tokens is throttled too.
+      rateLimit(`unauthenticated@${clientAddress(c)}`);
+      const missing = result.kind === 'missing';
+      throw new HttpProblem(
+        401,
+        'UNAUTHENTICATED',
+        result.kind === 'missing'
+          ? 'Authentication required: send "Authorization: Bearer <token>"'
+          : `Authentication failed: ${result.reason}`,
+        false,
+        {
+          'www-authenticate': missing
+            ? 'Bearer realm="ctx"'
+            : 'Bearer realm="ctx", error="invalid_token"',
+        },
+      );
+    }
+    c.set('principal', result.principal);
+    rateLimit(result.principal.id);
+    return next();
+  });
+
+  // ---- probes and the API description --------------------------------------------------------
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
@@ -196,64 +327,127 @@ export function createServerApp(options: ServerAppOptions): Hono {
     }
   });
 
-  if (inspector) {
-    app.get('/', (c) => {
-      c.header('content-security-policy', inspector.contentSecurityPolicy);
-      c.header('referrer-policy', 'no-referrer');
-      return c.html(inspector.html);
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'A token of CTX_AUTH_FILE. Without authentication configured (loopback, or CTX_AUTH=none) no token is needed.',
+  });
+  let openApiDocument: unknown;
+  app.get('/openapi.json', (c) => {
+    openApiDocument ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: {
+        title: 'ctx server',
+        version: '1',
+        description:
+          'Session contexts of agent conversations: post each turn, read the rendered block for the next system prompt.',
+      },
     });
+    return c.json(openApiDocument);
+  });
+
+  // ---- the inspector -------------------------------------------------------------------------
+
+  if (inspector) {
+    mountInspector(app, { page: inspector, auth, sessions, auditRefusal, rateLimit });
   }
 
-  app.get('/v1/sessions', async (c) => {
-    const check = new IssueCollector();
-    const caller = check.take(() => parseUserHeader(c.req.header(USER_HEADER), false));
-    const query = check.take(() => parseListQuery(c.req.query(), caller))!;
-    check.assertValid();
+  // ---- the JSON API --------------------------------------------------------------------------
+
+  const actorFor =
+    (route: ApiRoute, access: Access): MiddlewareHandler<ServerEnv> =>
+    async (c, next) => {
+      const actor = resolveActor(c.get('principal'), c.req.header(USER_HEADER), access);
+      if (actor.kind === 'invalid') await failValidation(c, route.schemas, actor.issues);
+      c.set('actor', actor);
+      await next();
+    };
+
+  const requireJsonBody =
+    (route: ApiRoute): MiddlewareHandler<ServerEnv> =>
+    async (c, next) => {
+      const type = c.req.header('content-type') ?? '';
+      if (!JSON_MEDIA_TYPE.test(type)) {
+        throw new HttpProblem(
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+          `Expected a JSON body with "content-type: application/json", got ${type ? `"${type}"` : 'no content-type'}`,
+        );
+      }
+      try {
+        JSON.parse(await c.req.text());
+      } catch {
+        await failValidation(c, route.schemas);
+      }
+      await next();
+    };
+
+  const register = (
+    route: ApiRoute,
+    middleware: MiddlewareHandler<ServerEnv>[],
+    handler: (c: Context<ServerEnv>) => Promise<Response>,
+  ) => {
+    const config = { ...route.config, middleware } as RouteConfig;
+    // A failing part fails the request with every problem of every part (one round trip).
+    const hook = async (result: { success: boolean }, c: Context<ServerEnv>) => {
+      if (!result.success) await failValidation(c, route.schemas);
+    };
+    (app.openapi as (...args: unknown[]) => unknown)(config, handler, hook);
+  };
+
+  register(listSessionsRoute, [actorFor(listSessionsRoute, 'read')], async (c) => {
+    const query = valid<typeof ListQuerySchema>(c, 'query');
+    const userId = listedUser(c.get('actor'), query.user);
     const page = await store.list({
-      ...(query.userId === undefined ? {} : { userId: query.userId }),
+      ...(userId === undefined ? {} : { userId }),
       ...(query.limit === undefined ? {} : { limit: query.limit }),
-      cursor: query.cursor ?? null,
+      cursor: query.cursor ? query.cursor : null,
     });
     return c.json({ items: page.items.map(toSessionContextJson), nextCursor: page.nextCursor });
   });
 
-  app.post(
-    '/v1/sessions/:id/turns',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new HttpProblem(
-          413,
-          'PAYLOAD_TOO_LARGE',
-          `The body is larger than this server accepts (${maxBodyBytes} bytes): send fewer or shorter messages per turn`,
-        );
+  register(
+    postTurnRoute,
+    [
+      bodyLimit({
+        maxSize: maxBodyBytes,
+        onError: () => {
+          throw new HttpProblem(
+            413,
+            'PAYLOAD_TOO_LARGE',
+            `The body is larger than this server accepts (${maxBodyBytes} bytes): send fewer or shorter messages per turn`,
+          );
+        },
+      }),
+      async (_c, next) => {
+        if (isDraining()) {
+          throw new HttpProblem(
+            503,
+            'SHUTTING_DOWN',
+            'This instance is shutting down: send the turn to another instance',
+            true,
+          );
+        }
+        await next();
       },
-    }),
+      requireJsonBody(postTurnRoute),
+      actorFor(postTurnRoute, 'write'),
+    ],
     async (c) => {
-      if (isDraining()) {
-        throw new HttpProblem(
-          503,
-          'SHUTTING_DOWN',
-          'This instance is shutting down: send the turn to another instance',
-          true,
-        );
-      }
-      const text = await readJsonText(c);
-      const check = new IssueCollector();
-      check.take(() => rejectUnknownParams(c.req.query(), ['wait']));
-      const wait = check.take(() => parseBooleanParam('wait', c.req.query('wait'), true));
-      const userId = check.take(() => parseUserHeader(c.req.header(USER_HEADER), true))!;
-      const sessionId = check.take(() => parseSessionId(c.req.param('id')))!;
-      const body = check.take(() => parseJsonText(text));
-      const messages = body === undefined ? undefined : check.take(() => parseTurnBody(body));
-      check.assertValid();
-      if (!wait) {
+      const { sessionId } = valid<typeof SessionPathSchema>(c, 'param');
+      const { wait } = valid<typeof TurnQuerySchema>(c, 'query');
+      const { messages } = valid<typeof TurnBodySchema>(c, 'json');
+      const actor = c.get('actor');
+      const userId = actor.kind === 'user' ? actor.userId : undefined;
+      const input = { sessionId, messages, ...(userId === undefined ? {} : { userId }) };
+      if (wait === false) {
         // Answers once the turn is durably recorded (another user's session is refused first);
         // the fold runs in the background, or on any instance's drain.
-        const recorded = await store.schedule({ sessionId, userId, messages: messages! });
+        const recorded = await store.schedule(input);
         return c.json({ queued: true, turnId: recorded.turnId }, 202);
       }
-      const result = await store.update({ sessionId, userId, messages: messages! });
+      const result = await store.update(input);
       return c.json({
         context: result.context ? toSessionContextJson(result.context) : null,
         updated: result.updated,
@@ -264,13 +458,14 @@ export function createServerApp(options: ServerAppOptions): Hono {
     },
   );
 
-  app.get('/v1/sessions/:id/context', async (c) => {
-    const check = new IssueCollector();
-    const query = check.take(() => parseContextQuery(c.req.query()))!;
-    const userId = check.take(() => parseUserHeader(c.req.header(USER_HEADER), false));
-    const sessionId = check.take(() => parseSessionId(c.req.param('id')))!;
-    check.assertValid();
-    const context = await store.get(sessionId, userId === undefined ? {} : { userId });
+  register(getContextRoute, [actorFor(getContextRoute, 'read')], async (c) => {
+    const { sessionId } = valid<typeof SessionPathSchema>(c, 'param');
+    const query = valid<typeof ContextQuerySchema>(c, 'query');
+    const actor = c.get('actor');
+    const context = await store.get(
+      sessionId,
+      actor.kind === 'user' ? { userId: actor.userId } : {},
+    );
     if (!context) throw notFound(sessionId);
     c.header('etag', `"${context.version}"`);
     if (query.format === 'prompt') {
@@ -284,13 +479,14 @@ export function createServerApp(options: ServerAppOptions): Hono {
     return c.json({ context: toSessionContextJson(context) });
   });
 
-  app.delete('/v1/sessions/:id', async (c) => {
-    const check = new IssueCollector();
-    check.take(() => rejectUnknownParams(c.req.query(), []));
-    const userId = check.take(() => parseUserHeader(c.req.header(USER_HEADER), true))!;
-    const sessionId = check.take(() => parseSessionId(c.req.param('id')))!;
-    check.assertValid();
-    if (!(await store.delete(sessionId, { userId }))) throw notFound(sessionId);
+  register(deleteSessionRoute, [actorFor(deleteSessionRoute, 'write')], async (c) => {
+    const { sessionId } = valid<typeof SessionPathSchema>(c, 'param');
+    const actor = c.get('actor');
+    const deleted = await store.delete(
+      sessionId,
+      actor.kind === 'user' ? { userId: actor.userId } : {},
+    );
+    if (!deleted) throw notFound(sessionId);
     return c.body(null, 204);
   });
 

@@ -1,4 +1,5 @@
 import { ValidationError, type ValidationIssue } from '@ctx/core';
+import { isLoopbackHost } from './auth.js';
 
 /** Settings of the service, read from the environment by {@link readServerSettings}. */
 export interface ServerSettings {
@@ -30,6 +31,21 @@ export interface ServerSettings {
    * this old (fresher ones are being folded by the instance that recorded them). @default 10000
    */
   drainOlderThanMs: number;
+  /**
+   * `CTX_AUTH_FILE` (a path: bearer tokens required) or `CTX_AUTH=none` (`'none'`: no
+   * authentication, on purpose). Neither: no authentication, allowed only on a loopback `HOST`.
+   */
+  auth: { file: string } | 'none' | undefined;
+  /** `CTX_RATE_LIMIT`: requests per minute per principal; 0 turns limiting off. @default 600 */
+  rateLimitPerMinute: number;
+  /** `CTX_RATE_LIMIT_BURST`: requests a principal may send at once. @default the per-minute rate */
+  rateLimitBurst: number | undefined;
+  /** `CTX_CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser. @default none */
+  corsOrigins: string[];
+  /** `CTX_SESSION_SECRET`: HMAC key of the inspector's sign-in cookie (32+ characters). @default random per process */
+  sessionSecret: string | undefined;
+  /** `CTX_COOKIE_SECURE`: the cookie's `Secure` attribute: `auto` (over HTTPS), or on/off. @default 'auto' */
+  cookieSecure: boolean | 'auto';
 }
 
 type Environment = Record<string, string | undefined>;
@@ -43,6 +59,7 @@ const DEFAULTS = {
   maxBodyBytes: 16 * 1024 * 1024,
   drainIntervalMs: 5000,
   drainOlderThanMs: 10_000,
+  rateLimitPerMinute: 600,
 } as const;
 
 /**
@@ -103,13 +120,75 @@ export function readServerSettings(env: Environment = process.env): ServerSettin
     maxBodyBytes: integer('CTX_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 1024 ** 3),
     drainIntervalMs: integer('CTX_DRAIN_INTERVAL_MS', DEFAULTS.drainIntervalMs, 0, 86_400_000),
     drainOlderThanMs: integer('CTX_DRAIN_OLDER_THAN_MS', DEFAULTS.drainOlderThanMs, 0, 604_800_000),
+    auth: undefined,
+    rateLimitPerMinute: integer('CTX_RATE_LIMIT', DEFAULTS.rateLimitPerMinute, 0, 1_000_000),
+    rateLimitBurst:
+      value('CTX_RATE_LIMIT_BURST') === undefined
+        ? undefined
+        : integer('CTX_RATE_LIMIT_BURST', 1, 1, 1_000_000),
+    corsOrigins: [],
+    sessionSecret: value('CTX_SESSION_SECRET'),
+    cookieSecure: 'auto',
   };
+
+  const authFile = value('CTX_AUTH_FILE');
+  const authMode = value('CTX_AUTH');
+  if (authMode !== undefined && authMode !== 'none') {
+    issues.push({
+      path: 'CTX_AUTH',
+      message: `expected "none" (no authentication, on purpose), got "${authMode}"; for tokens set CTX_AUTH_FILE`,
+    });
+  } else if (authMode === 'none' && authFile !== undefined) {
+    issues.push({
+      path: 'CTX_AUTH',
+      message: 'CTX_AUTH=none and CTX_AUTH_FILE contradict each other: set one of them',
+    });
+  }
+  settings.auth =
+    authFile !== undefined ? { file: authFile } : authMode === 'none' ? 'none' : undefined;
+  if (settings.auth === undefined && !isLoopbackHost(settings.host)) {
+    issues.push({
+      path: 'HOST',
+      message: `HOST=${settings.host} is reachable from other machines, and no authentication is configured: set CTX_AUTH_FILE (bearer tokens), or CTX_AUTH=none to run without authentication on purpose`,
+    });
+  }
+
+  const origins = value('CTX_CORS_ORIGINS');
+  for (const origin of origins
+    ?.split(',')
+    .map((item) => item.trim())
+    .filter(Boolean) ?? []) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    if (parsed && /^https?:$/.test(parsed.protocol) && parsed.origin === origin) {
+      settings.corsOrigins.push(origin);
+    } else {
+      issues.push({
+        path: 'CTX_CORS_ORIGINS',
+        message: `"${origin}" is not an origin: write scheme://host[:port], e.g. https://app.example.com`,
+      });
+    }
+  }
+
+  if (settings.sessionSecret !== undefined && settings.sessionSecret.length < 32) {
+    issues.push({ path: 'CTX_SESSION_SECRET', message: 'must be at least 32 characters' });
+  }
+  const secure = value('CTX_COOKIE_SECURE')?.toLowerCase();
+  if (secure !== undefined && secure !== 'auto')
+    settings.cookieSecure = flag('CTX_COOKIE_SECURE', false);
+
   if (issues.length > 0) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      `Invalid environment: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
-      { issues },
-    );
+    throw invalidEnvironment(issues);
   }
   return settings;
+}
+
+function invalidEnvironment(issues: ValidationIssue[]): ValidationError {
+  return new ValidationError(
+    'INVALID_CONFIG',
+    `Invalid environment: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+    { issues },
+  );
 }

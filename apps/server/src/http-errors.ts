@@ -1,13 +1,18 @@
 import {
+  BackpressureError,
   ContextError,
   ExtractionError,
   type ValidationIssue,
   VersionConflictError,
 } from '@ctx/core';
+import { HTTPException } from 'hono/http-exception';
 
 /**
  * Codes of error responses: every {@link ContextError} code, plus the ones only HTTP has.
  *
+ * - `UNAUTHENTICATED`: no bearer token, or one the server does not know (401).
+ * - `FORBIDDEN`: the token may not do this: act as another user, or write as an operator (403).
+ * - `RATE_LIMITED`: the caller sent more requests than its rate limit allows (429).
  * - `NOT_FOUND`: no such session, or no such route.
  * - `UNSUPPORTED_MEDIA_TYPE`: a body that is not `application/json`.
  * - `PAYLOAD_TOO_LARGE`: a body over the server's limit.
@@ -16,6 +21,9 @@ import {
  */
 export type ServerErrorCode =
   | ContextError['code']
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
   | 'NOT_FOUND'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
@@ -37,12 +45,14 @@ export interface ErrorBody {
     reason?: string;
     /** `VERSION_CONFLICT`: the version stored now. */
     currentVersion?: number | null;
+    /** The request's id (also in the `x-request-id` response header and the server's log lines). */
+    requestId?: string;
   };
 }
 
 /** An error response: status, JSON body and extra headers. */
 export interface HttpError {
-  status: 400 | 403 | 404 | 409 | 413 | 415 | 500 | 502 | 503 | 504;
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504;
   body: ErrorBody;
   headers: Record<string, string>;
 }
@@ -52,19 +62,40 @@ export class HttpProblem extends Error {
   readonly status: HttpError['status'];
   readonly code: ServerErrorCode;
   readonly retryable: boolean;
+  /** Extra response headers (`WWW-Authenticate`, `Retry-After`). */
+  readonly headers: Record<string, string>;
 
   constructor(
     status: HttpError['status'],
     code: ServerErrorCode,
     message: string,
     retryable = false,
+    headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'HttpProblem';
     this.status = status;
     this.code = code;
     this.retryable = retryable;
+    this.headers = headers;
   }
+}
+
+/**
+ * The longest `Retry-After` this server sends, in seconds. A provider's hint is passed on, but a
+ * huge or malformed one (10^23 s) is clamped: the header is always an integer from 1 to this.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 3600;
+
+/** A `Retry-After` value from milliseconds: an integer number of seconds, 1 to {@link MAX_RETRY_AFTER_SECONDS}. */
+export function retryAfterSeconds(milliseconds: number | undefined): number {
+  const seconds =
+    milliseconds === undefined || !Number.isFinite(milliseconds)
+      ? milliseconds === Number.POSITIVE_INFINITY
+        ? MAX_RETRY_AFTER_SECONDS
+        : 1
+      : Math.ceil(milliseconds / 1000);
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, seconds));
 }
 
 function statusOf(error: ContextError): HttpError['status'] {
@@ -82,6 +113,7 @@ function statusOf(error: ContextError): HttpError['status'] {
       return 502;
     case 'STORAGE_UNAVAILABLE':
     case 'CLOSED':
+    case 'BACKPRESSURE':
       return 503;
     default:
       return 500;
@@ -107,8 +139,14 @@ export function toHttpError(error: unknown, report: (error: unknown) => void): H
     return {
       status: error.status,
       body: { error: { code: error.code, message: error.message, retryable: error.retryable } },
-      headers: error.code === 'SHUTTING_DOWN' ? { connection: 'close' } : {},
+      headers: error.code === 'SHUTTING_DOWN' ? { connection: 'close' } : error.headers,
     };
+  }
+  if (error instanceof HTTPException && error.status === 415) {
+    return toHttpError(
+      new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', 'Expected "content-type: application/json"'),
+      report,
+    );
   }
   if (!ContextError.isInstance(error)) {
     report(error);
@@ -135,6 +173,7 @@ export function toHttpError(error: unknown, report: (error: unknown) => void): H
         error.code === 'VERSION_CONFLICT' ||
         error.code === 'STORAGE_UNAVAILABLE' ||
         error.code === 'CLOSED' ||
+        BackpressureError.isInstance(error) ||
         (ExtractionError.isInstance(error) && error.retryable),
     },
   };
@@ -145,7 +184,7 @@ export function toHttpError(error: unknown, report: (error: unknown) => void): H
   if (ExtractionError.isInstance(error)) {
     body.error.reason = error.reason;
     if (error.reason === 'rate_limit') {
-      headers['retry-after'] = String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000)));
+      headers['retry-after'] = String(retryAfterSeconds(error.retryAfterMs ?? 1000));
     }
   }
   if (VersionConflictError.isInstance(error)) {

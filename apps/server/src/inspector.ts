@@ -9,6 +9,8 @@ export interface InspectorPageOptions {
   description?: string;
   /** How often the page refreshes the list and the open session, in milliseconds. @default 1500 */
   pollIntervalMs?: number;
+  /** Show a sign-out button (the server signs operators in). @default false */
+  signOut?: boolean;
 }
 
 /** The inspector page and the Content-Security-Policy that lets exactly its inline code run. */
@@ -29,6 +31,17 @@ header h1 { margin: 0; font-size: 18px; }
 header .description { color: var(--muted); font-size: 13px; }
 header .status { margin-left: auto; font-size: 13px; color: var(--muted); }
 header .status.offline { color: var(--warn); font-weight: 600; }
+header form { margin: 0; }
+header form button { padding: 4px 10px; border: 1px solid var(--line); border-radius: 6px;
+  background: var(--card); font: inherit; font-size: 13px; cursor: pointer; }
+.sign-in { max-width: 420px; margin: 12vh auto; padding: 24px; }
+.sign-in h1 { margin: 0 0 6px; font-size: 20px; }
+.sign-in p { color: var(--muted); margin: 0 0 16px; }
+.sign-in label { display: block; font-weight: 600; margin-bottom: 6px; }
+.sign-in input { width: 100%; padding: 8px; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+.sign-in button { margin-top: 14px; padding: 8px 16px; border: 0; border-radius: 6px;
+  background: var(--accent); color: #fff; font: inherit; cursor: pointer; }
+.sign-in .error { color: var(--warn); font-weight: 600; }
 main { display: grid; grid-template-columns: minmax(260px, 340px) 1fr; gap: 20px; padding: 20px 24px;
   align-items: start; }
 .panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px; }
@@ -93,6 +106,8 @@ const SCRIPT = `
   async function api(path) {
     const response = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
     const body = await response.json().catch(() => null);
+    // The sign-in expired or the token was revoked: the server shows the sign-in form again.
+    if (response.status === 401) location.reload();
     if (!response.ok) {
       const error = new Error(body && body.error ? body.error.message : 'HTTP ' + response.status);
       error.status = response.status;
@@ -302,13 +317,58 @@ function escapeHtml(text: string): string {
 export function renderInspectorPage(options: InspectorPageOptions = {}): InspectorPage {
   const pollIntervalMs = options.pollIntervalMs ?? 1500;
   const script = SCRIPT.replace('__POLL_MS__', String(Math.max(200, Math.trunc(pollIntervalMs))));
-  const body = options.description
+  let body = options.description
     ? BODY.replace(
         '<span class="description" id="description"></span>',
         `<span class="description" id="description">${escapeHtml(options.description)}</span>`,
       )
     : BODY;
-  const html = `<!doctype html>
+  if (options.signOut) {
+    body = body.replace(
+      '</header>',
+      '  <form method="post" action="inspector/sign-out"><button id="sign-out" type="submit">Sign out</button></form>\n</header>',
+    );
+  }
+  return { html: page(body, script), contentSecurityPolicy: policy(script) };
+}
+
+/**
+ * The sign-in page of an inspector behind authentication: one form that posts the operator
+ * token to `inspector/sign-in` (in the body, never in the URL). No script runs on it.
+ */
+export function renderSignInPage(
+  options: {
+    /** An error to show above the form. */
+    message?: string;
+    /**
+     * The form's action, relative to the page's URL: `inspector/sign-in` on the page at `/`,
+     * `sign-in` on the page answered by a failed sign-in (at `/inspector/sign-in`). Relative, so
+     * the inspector also works behind a proxy that serves it under a path prefix.
+     * @default 'inspector/sign-in'
+     */
+    action?: 'inspector/sign-in' | 'sign-in';
+  } = {},
+): InspectorPage {
+  const error = options.message
+    ? `<p class="error" id="sign-in-error" role="alert">${escapeHtml(options.message)}</p>`
+    : '';
+  const body = `
+<section class="panel sign-in">
+  <h1>ctx inspector</h1>
+  <p>Sign in with an operator token.</p>
+  ${error}
+  <form method="post" action="${options.action ?? 'inspector/sign-in'}">
+    <label for="token">Operator token</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+    <button id="sign-in" type="submit">Sign in</button>
+  </form>
+</section>
+`;
+  return { html: page(body), contentSecurityPolicy: policy() };
+}
+
+function page(body: string, script?: string): string {
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -317,19 +377,21 @@ export function renderInspectorPage(options: InspectorPageOptions = {}): Inspect
 <link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
-<body>${body}<script>${script}</script>
+<body>${body}${script === undefined ? '' : `<script>${script}</script>`}
 </body>
 </html>
 `;
-  const contentSecurityPolicy = [
+}
+
+function policy(script?: string): string {
+  return [
     "default-src 'none'",
-    `script-src ${sha256(script)}`,
+    script === undefined ? "script-src 'none'" : `script-src ${sha256(script)}`,
     `style-src ${sha256(STYLE)}`,
     "connect-src 'self'",
     "img-src 'self' data:",
     "base-uri 'none'",
-    "form-action 'none'",
+    "form-action 'self'",
     "frame-ancestors 'none'",
   ].join('; ');
-  return { html, contentSecurityPolicy };
 }

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { createExtractorFromEnv, createRepositoryFromUrl, redactStoreUrl } from '@ctx/config';
 import { ContextError, ExtractionError, SessionContextStore } from '@ctx/core';
+import { isLoopbackHost, loadAuthFile, type TokenAuth } from './auth.js';
 import { readServerSettings } from './env.js';
 import { startServer } from './server.js';
 
@@ -14,6 +15,10 @@ const logError = (text: string) => console.error(`[ctx-server] ${text}`);
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const settings = readServerSettings(env);
+  const auth: TokenAuth | 'none' | undefined =
+    settings.auth === undefined || settings.auth === 'none'
+      ? settings.auth
+      : loadAuthFile(settings.auth.file);
   const model = await createExtractorFromEnv(env);
   const repository = await createRepositoryFromUrl(settings.storeUrl);
   let signalled = false;
@@ -48,6 +53,16 @@ export async function main(env: Record<string, string | undefined> = process.env
       host: settings.host,
       port: settings.port,
       maxBodyBytes: settings.maxBodyBytes,
+      ...(auth === undefined ? {} : { auth }),
+      rateLimit: settings.rateLimitPerMinute > 0 && {
+        perMinute: settings.rateLimitPerMinute,
+        ...(settings.rateLimitBurst === undefined ? {} : { burst: settings.rateLimitBurst }),
+      },
+      corsOrigins: settings.corsOrigins,
+      inspectorSessions: {
+        secure: settings.cookieSecure,
+        ...(settings.sessionSecret === undefined ? {} : { secret: settings.sessionSecret }),
+      },
       inspector: settings.inspector
         ? { description: `store ${storeDescription} · model ${model.description}` }
         : false,
@@ -73,9 +88,25 @@ export async function main(env: Record<string, string | undefined> = process.env
     settings.drainIntervalMs > 0
       ? `every ${settings.drainIntervalMs} ms, turns pending ${settings.drainOlderThanMs} ms or more`
       : 'off';
+  const authDescription =
+    typeof auth === 'object'
+      ? `${auth.tokens.length} token(s) (${(['user', 'service', 'operator'] as const)
+          .map(
+            (role) =>
+              `${auth.tokens.filter((entry) => entry.principal.role === role).length} ${role}`,
+          )
+          .join(', ')})`
+      : auth === 'none'
+        ? 'none (CTX_AUTH=none)'
+        : 'none (loopback only)';
   log(
-    `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'}; drain: ${drain})`,
+    `listening on ${running.url} (store: ${storeDescription}; model: ${model.description}; planning: ${settings.planning ? 'on' : 'off'}; inspector: ${settings.inspector ? 'on' : 'off'}; auth: ${authDescription}; drain: ${drain})`,
   );
+  if (auth === 'none' && !isLoopbackHost(settings.host)) {
+    logError(
+      `warning: no authentication on ${settings.host} (CTX_AUTH=none): anyone who reaches this port can read, write and delete every session`,
+    );
+  }
 
   const stop = (signal: NodeJS.Signals) => {
     if (signalled) {

@@ -1,12 +1,19 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { SessionContextStore } from '@ctx/core';
+import { type SessionContextStore, ValidationError } from '@ctx/core';
 import { serve } from '@hono/node-server';
 import { createServerApp, type ServerAppOptions } from './app.js';
+import { isLoopbackHost, type TokenAuth } from './auth.js';
 import { type DrainLoop, type DrainLoopOptions, startDrainLoop } from './drain-loop.js';
 
 /** Options of {@link startServer}: the app's options plus where to listen. */
-export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining'> {
+export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining' | 'auth'> {
+  /**
+   * Bearer-token authentication, or `'none'` to serve without it on purpose. Left out, the
+   * server serves without authentication on a loopback host only: any other host throws
+   * `INVALID_CONFIG` instead of listening.
+   */
+  auth?: TokenAuth | 'none';
   /** The interface to listen on. @default '127.0.0.1' */
   host?: string;
   /** The port; 0 picks a free one (read it back from `url`). @default 8787 */
@@ -60,12 +67,23 @@ function closeServer(server: Server): Promise<void> {
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const store: SessionContextStore = options.store;
+  const hostname = options.host ?? '127.0.0.1';
+  if (options.auth === undefined && !isLoopbackHost(hostname)) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `Refusing to listen on ${hostname} without authentication: pass auth (tokens), or auth: 'none' to serve without it on purpose`,
+    );
+  }
   let draining = false;
-  const app = createServerApp({ ...options, isDraining: () => draining });
+  const { auth, ...rest } = options;
+  const app = createServerApp({
+    ...rest,
+    ...(auth === undefined || auth === 'none' ? {} : { auth }),
+    isDraining: () => draining,
+  });
   const server = await new Promise<Server>((resolve, reject) => {
-    const created = serve(
-      { fetch: app.fetch, hostname: options.host ?? '127.0.0.1', port: options.port ?? 8787 },
-      () => resolve(created as Server),
+    const created = serve({ fetch: app.fetch, hostname, port: options.port ?? 8787 }, () =>
+      resolve(created as Server),
     ) as Server;
     created.once('error', reject);
   });

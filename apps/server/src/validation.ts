@@ -1,255 +1,165 @@
-import {
-  ContextError,
-  LIMITS,
-  LIST_LIMITS,
-  type Message,
-  MessageSchema,
-  MIN_RENDER_CHARS,
-  SessionIdSchema,
-  UserIdSchema,
-  ValidationError,
-  type ValidationIssue,
-} from '@ctx/core';
-import { decodeListCursor, parseOrThrow } from '@ctx/core/adapter';
+import { ValidationError, type ValidationIssue } from '@ctx/core';
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import type { RequestSchemas } from './api-schemas.js';
 
 /** The request header that names the user a call is made for. */
 export const USER_HEADER = 'x-ctx-user';
 
-const TurnMessagesSchema = MessageSchema.array()
-  .min(1, 'a turn needs at least one message')
-  .max(LIMITS.messagesMaxCount, `at most ${LIMITS.messagesMaxCount} messages per turn`);
+/** Where a problem was found; the first segment of an issue's path. */
+export type RequestPart = 'path' | 'query' | 'header' | 'body';
 
-function invalid(what: string, issues: ValidationIssue[]): ValidationError {
+/** One `INVALID_INPUT` error listing every problem of a request. */
+export function invalidRequest(issues: ValidationIssue[]): ValidationError {
   return new ValidationError(
     'INVALID_INPUT',
-    `Invalid ${what}: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+    `Invalid request: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
     { issues },
   );
 }
 
-// Runs a core zod schema and re-roots its issue paths at `prefix` (e.g. `body.messages`).
-function parseAt<T>(
-  schema: Parameters<typeof parseOrThrow<T>>[0],
-  value: unknown,
-  prefix: string,
-  what: string,
-): T {
-  try {
-    return parseOrThrow(schema, value, what);
-  } catch (error) {
-    if (!ValidationError.isInstance(error)) throw error;
-    const issues = (error as ValidationError).issues.map((issue) => ({
-      path: issue.path === '(root)' ? prefix : `${prefix}.${issue.path}`,
-      message: issue.message,
-    }));
-    throw invalid(what, issues);
-  }
-}
-
 /**
- * Gathers the problems of every part of a request (path, query, headers, body) so one 400 lists
- * them all instead of one per round trip.
+ * Turns zod issues into `part.field` issues. An unknown key becomes one issue per key at its own
+ * path (`body.messages.0.contnet`, `query.verbose`), so a typo is named where it is.
  */
-export class IssueCollector {
-  readonly issues: ValidationIssue[] = [];
-
-  /** Runs `parse`; an `INVALID_INPUT` error is recorded (and `undefined` returned), others thrown. */
-  take<T>(parse: () => T): T | undefined {
-    try {
-      return parse();
-    } catch (error) {
-      if (
-        ValidationError.isInstance(error) &&
-        error.code === 'INVALID_INPUT' &&
-        'issues' in error
-      ) {
-        this.issues.push(...(error as ValidationError).issues);
-        return undefined;
+export function issuesAt(
+  error: z.ZodError,
+  part: RequestPart,
+  known?: string[],
+): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const issue of error.issues) {
+    const path = [part, ...issue.path.map(String)].join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        issues.push({
+          path: `${path}.${key}`,
+          message:
+            part === 'query'
+              ? known && known.length > 0
+                ? `unknown parameter: expected ${known.join(', ')}`
+                : 'unknown parameter: this endpoint takes none'
+              : 'unknown field: check its spelling (unknown fields are refused)',
+        });
       }
-      throw error;
+    } else {
+      issues.push({ path, message: issue.message });
     }
   }
+  return issues;
+}
 
-  /** Throws one `INVALID_INPUT` error listing every recorded problem, if there is any. */
-  assertValid(): void {
-    if (this.issues.length > 0) throw invalid('request', this.issues);
+/** The query as Hono's validator sees it: one string per name, an array when a name repeats. */
+function queryOf(c: Context): Record<string, string | string[]> {
+  return Object.fromEntries(
+    Object.entries(c.req.queries()).map(([name, values]) => [
+      name,
+      values.length === 1 ? (values[0] as string) : values,
+    ]),
+  );
+}
+
+function shapeKeys(schema: z.ZodType): string[] | undefined {
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+/**
+ * Runs every schema of a route against the request and returns all the problems found: the
+ * path, the query, the headers and the JSON body (syntax, then shape). A 400 lists them all, so
+ * a client fixes its request in one round trip.
+ */
+export async function collectRequestIssues(
+  c: Context,
+  schemas: RequestSchemas,
+): Promise<ValidationIssue[]> {
+  const issues: ValidationIssue[] = [];
+  const check = (schema: z.ZodType | undefined, value: unknown, part: RequestPart) => {
+    if (!schema) return;
+    const result = schema.safeParse(value);
+    if (!result.success) issues.push(...issuesAt(result.error, part, shapeKeys(schema)));
+  };
+  check(schemas.params, c.req.param(), 'path');
+  check(schemas.query, queryOf(c), 'query');
+  check(schemas.headers, Object.fromEntries(c.req.raw.headers), 'header');
+  if (schemas.body) {
+    const text = await c.req.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      issues.push({ path: 'body', message: `not valid JSON (${(error as Error).message})` });
+      return issues;
+    }
+    check(schemas.body, json, 'body');
+  }
+  return issues;
+}
+
+/**
+ * Fails the request with one 400 listing every problem: `extra` (found before the schemas ran,
+ * e.g. a missing user header) plus whatever the route's schemas find.
+ */
+export async function failValidation(
+  c: Context,
+  schemas: RequestSchemas,
+  extra: ValidationIssue[] = [],
+): Promise<never> {
+  const issues = [...extra, ...(await collectRequestIssues(c, schemas))];
+  throw invalidRequest(
+    issues.length > 0 ? issues : [{ path: '(request)', message: 'invalid request' }],
+  );
+}
+
+/**
+ * Refuses a path with a malformed percent-escape (`%ZZ`, `%E9` alone): decoding it would guess,
+ * and Hono would use it literally, so `/v1/sessions/a%ZZ` and `/v1/sessions/a%25ZZ` would name
+ * one session.
+ */
+export function assertWellFormedPath(url: string): void {
+  const path = new URL(url).pathname;
+  for (const segment of path.split('/')) {
+    try {
+      decodeURIComponent(segment);
+    } catch {
+      throw invalidRequest([
+        {
+          path: 'path',
+          message: `malformed percent-escape in "${segment}": encode ids with encodeURIComponent (a "%" is "%25")`,
+        },
+      ]);
+    }
   }
 }
 
-/** Parses the text of a JSON body; a syntax error is an `INVALID_INPUT` issue at `body`. */
-export function parseJsonText(text: string): unknown {
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decodes the `x-ctx-user` header. The user id is UTF-8, sent percent-encoded (what
+ * `encodeURIComponent` produces: `Jos%C3%A9`); raw UTF-8 bytes (`José` typed into curl) are
+ * accepted too. Node hands header bytes over as Latin-1 characters, so they are turned back into
+ * bytes and decoded as UTF-8; bytes that are not UTF-8 (a client that sent Latin-1) and malformed
+ * percent-escapes are refused rather than guessed.
+ */
+export function decodeUserHeader(value: string): string {
+  const invalid = (message: string) => invalidRequest([{ path: `header.${USER_HEADER}`, message }]);
+  let text = value;
+  if (/[^\x00-\x7f]/.test(value)) {
+    if (/[^\x00-\xff]/.test(value)) throw invalid('not a header value');
+    try {
+      text = UTF8.decode(Buffer.from(value, 'latin1'));
+    } catch {
+      throw invalid(
+        'not valid UTF-8: send the user id percent-encoded (encodeURIComponent("José") is "Jos%C3%A9")',
+      );
+    }
+  }
+  if (!text.includes('%')) return text;
   try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw invalid('request', [
-      { path: 'body', message: `not valid JSON (${(error as Error).message})` },
-    ]);
-  }
-}
-
-/** Validates the JSON body of `POST /v1/sessions/:id/turns` and returns its messages. */
-export function parseTurnBody(body: unknown): Message[] {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalid('turn', [
-      { path: 'body', message: 'expected a JSON object { "messages": [{ "role", "content" }] }' },
-    ]);
-  }
-  const unknownKeys = Object.keys(body).filter((key) => key !== 'messages');
-  if (unknownKeys.length > 0) {
+    return decodeURIComponent(text);
+  } catch {
     throw invalid(
-      'turn',
-      unknownKeys.map((key) => ({
-        path: `body.${key}`,
-        message: 'unknown field: the body holds only "messages"',
-      })),
+      'malformed percent-escape: send the user id percent-encoded with encodeURIComponent (a "%" is "%25")',
     );
   }
-  const messages = (body as { messages?: unknown }).messages;
-  if (messages === undefined) {
-    throw invalid('turn', [
-      { path: 'body.messages', message: 'required: an array of { role, content }' },
-    ]);
-  }
-  return parseAt(TurnMessagesSchema, messages, 'body.messages', 'turn');
-}
-
-/** Validates a session id taken from the URL path. */
-export function parseSessionId(value: string): string {
-  return parseAt(SessionIdSchema, value, 'path.sessionId', 'session id');
-}
-
-/**
- * Reads the caller's user from the {@link USER_HEADER} header. Throws `INVALID_INPUT` when the
- * header is malformed, or absent while `required`.
- */
-export function parseUserHeader(value: string | undefined, required: boolean): string | undefined {
-  if (value === undefined) {
-    if (!required) return undefined;
-    throw invalid('request', [
-      {
-        path: `header.${USER_HEADER}`,
-        message: 'required on writes: the id of the user this session belongs to',
-      },
-    ]);
-  }
-  return parseAt(UserIdSchema, value, `header.${USER_HEADER}`, 'request');
-}
-
-/** Throws `INVALID_INPUT` naming every query parameter not in `allowed` (catches typos). */
-export function rejectUnknownParams(
-  query: Record<string, string | undefined>,
-  allowed: readonly string[],
-): void {
-  const unknown = Object.keys(query).filter((key) => !allowed.includes(key));
-  if (unknown.length === 0) return;
-  throw invalid(
-    'query',
-    unknown.map((key) => ({
-      path: `query.${key}`,
-      message:
-        allowed.length > 0
-          ? `unknown parameter: expected ${allowed.join(', ')}`
-          : 'unknown parameter: this endpoint takes none',
-    })),
-  );
-}
-
-/** Validates an optional boolean query parameter (`true`/`false`/`1`/`0`). */
-export function parseBooleanParam(
-  name: string,
-  value: string | undefined,
-  fallback: boolean,
-): boolean {
-  if (value === undefined) return fallback;
-  if (value === 'true' || value === '1') return true;
-  if (value === 'false' || value === '0') return false;
-  throw invalid('query', [{ path: `query.${name}`, message: 'expected true, false, 1 or 0' }]);
-}
-
-/** Validates an optional integer query parameter within `[min, max]`. */
-export function parseIntegerParam(
-  name: string,
-  value: string | undefined,
-  min: number,
-  max: number,
-): number | undefined {
-  if (value === undefined) return undefined;
-  const number = /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(number) || number < min || number > max) {
-    throw invalid('query', [
-      { path: `query.${name}`, message: `expected an integer from ${min} to ${max}` },
-    ]);
-  }
-  return number;
-}
-
-/** The parsed query of `GET /v1/sessions`. */
-export interface SessionListQuery {
-  userId: string | undefined;
-  limit: number | undefined;
-  cursor: string | undefined;
-}
-
-/**
- * Validates `?user=&limit=&cursor=`. A caller that names itself in the {@link USER_HEADER}
- * header lists its own sessions: `user` then defaults to it and may not name someone else.
- */
-export function parseListQuery(
-  query: Record<string, string | undefined>,
-  caller: string | undefined,
-): SessionListQuery {
-  const check = new IssueCollector();
-  check.take(() => rejectUnknownParams(query, ['user', 'limit', 'cursor']));
-  const userId =
-    query.user === undefined
-      ? caller
-      : check.take(() => parseAt(UserIdSchema, query.user, 'query.user', 'query'));
-  const limit = check.take(() => parseIntegerParam('limit', query.limit, 1, LIST_LIMITS.maxLimit));
-  const cursor = query.cursor === '' ? undefined : query.cursor;
-  if (cursor !== undefined) {
-    check.take(() => {
-      try {
-        decodeListCursor(cursor);
-      } catch {
-        throw invalid('query', [
-          {
-            path: 'query.cursor',
-            message: 'not a cursor from this API: pass back a nextCursor unchanged',
-          },
-        ]);
-      }
-    });
-  }
-  check.assertValid();
-  if (caller !== undefined && userId !== caller) {
-    throw new ContextError(
-      'OWNERSHIP_MISMATCH',
-      `The ${USER_HEADER} header names user "${caller}" but ?user= asks for the sessions of "${userId}": a user lists only their own sessions`,
-    );
-  }
-  return { userId, limit, cursor };
-}
-
-/** The parsed query of `GET /v1/sessions/:id/context`. */
-export interface ContextQuery {
-  format: 'json' | 'prompt';
-  maxChars: number | undefined;
-}
-
-/** Validates `?format=json|prompt&maxChars=`. */
-export function parseContextQuery(query: Record<string, string | undefined>): ContextQuery {
-  const check = new IssueCollector();
-  check.take(() => rejectUnknownParams(query, ['format', 'maxChars']));
-  const format = query.format ?? 'json';
-  if (format !== 'json' && format !== 'prompt') {
-    check.issues.push({ path: 'query.format', message: 'expected json or prompt' });
-  }
-  const maxChars = check.take(() =>
-    parseIntegerParam('maxChars', query.maxChars, MIN_RENDER_CHARS, LIMITS.summaryMaxLength * 2),
-  );
-  if (maxChars !== undefined && format !== 'prompt') {
-    check.issues.push({ path: 'query.maxChars', message: 'only applies with format=prompt' });
-  }
-  check.assertValid();
-  return { format: format as ContextQuery['format'], maxChars };
 }

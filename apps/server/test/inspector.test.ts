@@ -1,13 +1,14 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { Message } from '@ctx/core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   completeStepTurn,
   PLAN_STEPS,
   PLAN_TURN,
-  postTurn,
   randomId,
   type ServerProcess,
   spawnServer,
@@ -27,17 +28,55 @@ const CHROMIUM_FLAGS = [
 ];
 
 const directory = mkdtempSync(join(tmpdir(), 'ctx-inspector-'));
+const OPERATOR_TOKEN = randomBytes(24).toString('hex');
+const SERVICE_TOKEN = randomBytes(24).toString('hex');
 let server: ServerProcess;
 let browser: BrowserContext;
+
+/** Posts a turn as the service token acting for `userId`. */
+function postTurn(baseUrl: string, sessionId: string, userId: string, messages: Message[]) {
+  return fetch(`${baseUrl}/v1/sessions/${encodeURIComponent(sessionId)}/turns`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${SERVICE_TOKEN}`,
+      'x-ctx-user': encodeURIComponent(userId),
+    },
+    body: JSON.stringify({ messages }),
+  });
+}
+
+/** Opens the inspector and signs in with the operator token through its form. */
+async function signedIn(path = '/'): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}${path}`);
+  if (await page.locator('#token').isVisible()) {
+    await page.fill('#token', OPERATOR_TOKEN);
+    await Promise.all([page.waitForURL(`${server.url}/`), page.click('#sign-in')]);
+    if (path !== '/') await page.goto(`${server.url}${path}`);
+  }
+  return page;
+}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`No Chromium at ${CHROMIUM}: install it with "apt-get install -y chromium"`);
   }
+  const authFile = join(directory, 'tokens.json');
+  writeFileSync(
+    authFile,
+    JSON.stringify({
+      tokens: [
+        { token: SERVICE_TOKEN, role: 'service' },
+        { token: OPERATOR_TOKEN, role: 'operator', name: 'ops' },
+      ],
+    }),
+  );
   server = await spawnServer({
     CTX_STORE_URL: `sqlite:${join(directory, 'ctx.db')}`,
     CTX_MODEL: 'extractive',
     CTX_PLANNING: '1',
+    CTX_AUTH_FILE: authFile,
   });
   browser = await chromium.launchPersistentContext(join(directory, 'profile'), {
     executablePath: CHROMIUM,
@@ -54,18 +93,66 @@ afterAll(async () => {
 });
 
 describe('inspector page in headless Chromium', () => {
+  it('refuses to show anything without a sign-in, and refuses a wrong token', async () => {
+    const sessionId = randomId('hidden');
+    expect((await postTurn(server.url, sessionId, 'alice', PLAN_TURN)).status).toBe(200);
+    await browser.clearCookies();
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.locator('#token').waitFor();
+    expect(await page.locator('#sessions').count()).toBe(0);
+    expect(await page.content()).not.toContain(sessionId);
+    // The page's own origin cannot read the API without the sign-in cookie.
+    const status = await page.evaluate(async () => (await fetch('v1/sessions')).status);
+    expect(status).toBe(401);
+
+    await page.fill('#token', 'not-the-token');
+    await page.click('#sign-in');
+    await expect
+      .poll(() => page.locator('#sign-in-error').textContent())
+      .toBe('That token is not valid.');
+    expect(new URL(page.url()).search).toBe('');
+    expect(await page.context().cookies()).toEqual([]);
+
+    // The form shown after a failed attempt signs in too.
+    await page.fill('#token', OPERATOR_TOKEN);
+    await Promise.all([page.waitForURL(`${server.url}/`), page.click('#sign-in')]);
+    await page.locator('#sign-out').waitFor();
+    await browser.clearCookies();
+    await page.close();
+  });
+
+  it('signs in with the operator token: an HttpOnly, SameSite=Strict cookie, no token in the URL', async () => {
+    const page = await signedIn();
+    await page.locator('#sessions').waitFor();
+    expect(page.url()).toBe(`${server.url}/`);
+    expect(page.url()).not.toContain(OPERATOR_TOKEN);
+    const cookies = await page.context().cookies();
+    expect(cookies).toEqual([
+      expect.objectContaining({ name: 'ctx_inspector', httpOnly: true, sameSite: 'Strict' }),
+    ]);
+    expect(cookies[0]?.value).not.toContain(OPERATOR_TOKEN);
+    expect(
+      await page.evaluate(
+        () => (globalThis as unknown as { document: { cookie: string } }).document.cookie,
+      ),
+    ).toBe('');
+    await page.close();
+  });
+
   it('lists sessions, opens one, shows its plan, and follows new turns live', async () => {
     const sessionId = randomId('deploy');
     expect((await postTurn(server.url, sessionId, 'alice', PLAN_TURN)).status).toBe(200);
     expect((await postTurn(server.url, sessionId, 'alice', completeStepTurn(1))).status).toBe(200);
 
-    const page = await browser.newPage();
+    const page = await signedIn();
     const problems: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(server.url);
+    await page.reload();
+    await page.locator('#sessions').waitFor();
 
     const entry = page.locator(`li[data-session-id="${sessionId}"] button`);
     await entry.waitFor();
@@ -121,8 +208,7 @@ describe('inspector page in headless Chromium', () => {
     ]);
     expect(response.status).toBe(200);
 
-    const page = await browser.newPage();
-    await page.goto(`${server.url}/#/sessions/${encodeURIComponent(sessionId)}`);
+    const page = await signedIn(`/#/sessions/${encodeURIComponent(sessionId)}`);
     const summary = page.locator('#detail .summary');
     await summary.waitFor();
     expect(await summary.textContent()).toContain('<img src=x onerror=');
@@ -139,12 +225,11 @@ describe('inspector page in headless Chromium', () => {
     await postTurn(server.url, kept, 'carol', PLAN_TURN);
     await postTurn(server.url, removed, 'dave', PLAN_TURN);
 
-    const page = await browser.newPage();
-    await page.goto(`${server.url}/#/sessions/${encodeURIComponent(removed)}`);
+    const page = await signedIn(`/#/sessions/${encodeURIComponent(removed)}`);
     await page.locator('#plan').waitFor();
     const deleted = await fetch(`${server.url}/v1/sessions/${removed}`, {
       method: 'DELETE',
-      headers: { 'x-ctx-user': 'dave' },
+      headers: { authorization: `Bearer ${SERVICE_TOKEN}`, 'x-ctx-user': 'dave' },
     });
     expect(deleted.status).toBe(204);
     await expect
@@ -160,6 +245,12 @@ describe('inspector page in headless Chromium', () => {
           .evaluateAll((items) => items.map((item) => item.getAttribute('data-session-id'))),
       )
       .toEqual([kept]);
+
+    // Signing out ends the live view: the page asks for the token again.
+    await Promise.all([page.waitForURL(`${server.url}/`), page.click('#sign-out')]);
+    await page.locator('#token').waitFor();
+    expect(await page.context().cookies()).toEqual([]);
+    expect(await page.evaluate(async () => (await fetch('v1/sessions')).status)).toBe(401);
     await page.close();
   });
 });

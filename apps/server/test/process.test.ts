@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSqliteRepository } from '@ctx/store-sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SessionContextJson } from '../src/app.js';
+import { hashToken } from '../src/auth.js';
 import {
   chatCompletion,
   completeStepTurn,
@@ -143,6 +145,83 @@ describe('node dist/main.js', () => {
       status: 'unavailable',
       error: { code: 'STORAGE_UNAVAILABLE' },
     });
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('requires a bearer token from CTX_AUTH_FILE (stored as a hash), and logs refusals as audit lines', async () => {
+    const token = randomBytes(24).toString('hex');
+    const authFile = join(directory, 'tokens.json');
+    writeFileSync(
+      authFile,
+      JSON.stringify({ tokens: [{ sha256: hashToken(token), role: 'user', userId: 'alice' }] }),
+    );
+    const server = await start({
+      CTX_STORE_URL: `sqlite:${join(directory, 'auth.db')}`,
+      CTX_MODEL: 'extractive',
+      CTX_AUTH_FILE: authFile,
+    });
+    expect(server.output()).toContain('auth: 1 token(s) (1 user, 0 service, 0 operator)');
+    const anonymous = await postTurn(server.url, 'guarded', 'alice', PLAN_TURN);
+    expect(anonymous.status).toBe(401);
+    const requestId = anonymous.headers.get('x-request-id');
+    const authorized = await fetch(`${server.url}/v1/sessions/guarded/turns`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ messages: PLAN_TURN }),
+    });
+    expect(authorized.status).toBe(200);
+    const audit = server
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(audit).toEqual([
+      expect.objectContaining({
+        type: 'audit',
+        event: 'request.refused',
+        status: 401,
+        code: 'UNAUTHENTICATED',
+        requestId,
+        path: '/v1/sessions/guarded/turns',
+        principal: null,
+        client: '127.0.0.1',
+      }),
+    ]);
+    expect(server.output()).not.toContain(token);
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('refuses a non-loopback HOST without authentication, and a broken auth file, at start', async () => {
+    await expect(
+      spawnServer({ HOST: '0.0.0.0', CTX_STORE_URL: 'memory:', CTX_MODEL: 'extractive' }),
+    ).rejects.toThrow(
+      /exited with code 1[\s\S]*INVALID_CONFIG[\s\S]*HOST=0\.0\.0\.0 is reachable[\s\S]*CTX_AUTH=none/,
+    );
+    const broken = join(directory, 'broken-tokens.json');
+    writeFileSync(broken, JSON.stringify({ tokens: [{ token: 't', role: 'user' }] }));
+    await expect(
+      spawnServer({ CTX_AUTH_FILE: broken, CTX_STORE_URL: 'memory:', CTX_MODEL: 'extractive' }),
+    ).rejects.toThrow(
+      /exited with code 1[\s\S]*INVALID_CONFIG: Invalid auth file[\s\S]*tokens\.0\.userId: required/,
+    );
+    await expect(
+      spawnServer({
+        CTX_AUTH_FILE: join(directory, 'missing.json'),
+        CTX_STORE_URL: 'memory:',
+        CTX_MODEL: 'extractive',
+      }),
+    ).rejects.toThrow(/Cannot read the auth file/);
+  });
+
+  it('listens on a non-loopback HOST without authentication only with CTX_AUTH=none, and warns', async () => {
+    const server = await start({
+      HOST: '0.0.0.0',
+      CTX_AUTH: 'none',
+      CTX_STORE_URL: 'memory:',
+      CTX_MODEL: 'extractive',
+    });
+    expect(server.output()).toContain('auth: none (CTX_AUTH=none)');
+    await expect.poll(() => server.output()).toContain('warning: no authentication on 0.0.0.0');
     expect((await server.stop('SIGTERM')).code).toBe(0);
   });
 
