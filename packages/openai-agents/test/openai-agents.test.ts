@@ -1,9 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContextError, SessionContextStore } from '@ctx/core';
+import {
+  ContextError,
+  type ContextRepository,
+  createMemoryRepository,
+  SessionContextStore,
+} from '@ctx/core';
 import { createScriptedExtractor, type ScriptedExtractor } from '@ctx/core/testing';
-import { createSqliteRepository, type SqliteRepository } from '@ctx/store-sqlite';
+import { createSqliteRepository } from '@ctx/store-sqlite';
 import {
   Agent,
   MemorySession,
@@ -35,12 +40,17 @@ afterAll(async () => {
 });
 
 let directory: string;
-let repository: SqliteRepository;
+let repository: ContextRepository;
 let extractor: ScriptedExtractor;
 let store: SessionContextStore;
 beforeEach(() => {
   directory = mkdtempSync(join(tmpdir(), 'ctx-agents-'));
-  repository = createSqliteRepository({ filename: join(directory, 'ctx.db') });
+  // A SQLite file; on Node 24 (`test:newest`) the memory repository, since the workspace's
+  // better-sqlite3 is compiled for the system Node.
+  repository =
+    process.env.CTX_SDK === 'newest'
+      ? createMemoryRepository()
+      : createSqliteRepository({ filename: join(directory, 'ctx.db') });
   // The summary names every user message the extractor was given.
   extractor = createScriptedExtractor({
     fallback: (request) => ({
