@@ -1,6 +1,6 @@
 import type { SessionContextStore } from '@ctx/core';
 import { createMiddleware } from 'langchain';
-import { z } from 'zod';
+import { z } from 'zod/v4';
 import {
   lastTurn,
   type ToSessionMessagesOptions,

@@ -166,6 +166,22 @@ describe('createLangChainMiddleware', () => {
     expect((await store.get(sessionId))?.version).toBe(1);
   });
 
+  it('records nothing when the model call fails', async () => {
+    const { store, extractor } = context;
+    const sessionId = randomId('outage');
+    const model = fakeModel().respond(new Error('503 from the provider'));
+    const agent = agentWith(model);
+
+    await expect(
+      agent.invoke({ messages: [new HumanMessage('Hello?')] }, { context: { sessionId } }),
+    ).rejects.toThrow('503 from the provider');
+    await store.flush();
+
+    expect(await store.pendingTurns(sessionId)).toEqual([]);
+    expect(extractor.requests).toHaveLength(0);
+    expect(await store.get(sessionId)).toBeNull();
+  });
+
   it('passes an invocation without a session through untouched', async () => {
     const { store, extractor } = context;
     const model = fakeModel().respond(new AIMessage('Hello.'));
@@ -205,6 +221,31 @@ describe('createLangChainMiddleware', () => {
     expect((cause as ContextError).code).toBe('OWNERSHIP_MISMATCH');
     expect(model.callCount).toBe(0);
     expect((await store.get(sessionId))?.version).toBe(1);
+  });
+
+  it("shares the runtime context with the agent's own context schema", async () => {
+    const { store } = context;
+    const sessionId = randomId('shared');
+    await store.update({
+      sessionId,
+      userId: 'alice',
+      messages: [{ role: 'user', content: 'Answer in Portuguese from now on.' }],
+    });
+    const model = fakeModel().respond(new AIMessage('Olá!'));
+    const agent = createAgent({
+      model,
+      contextSchema: z.object({ locale: z.string() }),
+      middleware: [createLangChainMiddleware({ store })],
+    });
+
+    await agent.invoke(
+      { messages: [new HumanMessage('Hi')] },
+      { context: { locale: 'pt-PT', sessionId, userId: 'alice' } },
+    );
+    await store.flush();
+
+    expect(systemText(model.calls[0]!.messages)).toContain('Answer in Portuguese from now on.');
+    expect((await store.get(sessionId))?.version).toBe(2);
   });
 
   it('keeps the block within maxChars', async () => {
