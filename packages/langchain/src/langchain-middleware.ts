@@ -6,6 +6,7 @@ import {
   type ToSessionMessagesOptions,
   toSessionMessages,
 } from './langchain-messages.js';
+import { assertValidOptions } from './langchain-options.js';
 
 /** Options of {@link createLangChainMiddleware}. */
 export interface LangChainMiddlewareOptions extends ToSessionMessagesOptions {
@@ -56,7 +57,7 @@ function sessionOf(runtime: RuntimeLike): { sessionId: string; userId?: string }
  *
  * The session comes from the runtime context (`{ sessionId, userId }`, see
  * {@link sessionContextSchema}) or else from `configurable.thread_id`; an invocation with neither
- * passes through untouched. Store failures are typed `ContextError`s and reject the invocation;
+ * passes through untouched. Invalid options throw `INVALID_CONFIG` here; store failures are typed `ContextError`s and reject the invocation;
  * a turn recorded by `schedule` is never lost (a fold that fails is retried, and any instance's
  * next update or `drain` folds it).
  *
@@ -75,6 +76,7 @@ function sessionOf(runtime: RuntimeLike): { sessionId: string; userId?: string }
  * ```
  */
 export function createLangChainMiddleware(options: LangChainMiddlewareOptions) {
+  assertValidOptions('LangChain middleware', options);
   const { store, maxChars, maxToolResultChars } = options;
   const renderOptions = maxChars === undefined ? {} : { maxChars };
   const messageOptions = maxToolResultChars === undefined ? {} : { maxToolResultChars };

@@ -1,4 +1,4 @@
-import { ContextError } from '@ctx/core';
+import { ContextError, type SessionContextStore } from '@ctx/core';
 import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { MemorySaver } from '@langchain/langgraph';
@@ -266,5 +266,24 @@ describe('createLangChainMiddleware', () => {
     const system = systemText(model.calls[0]!.messages);
     expect(system.startsWith('<session_context>')).toBe(true);
     expect(system.length).toBeLessThanOrEqual(200);
+  });
+
+  it('refuses invalid options when it is built', () => {
+    const codeOf = (build: () => unknown) => {
+      try {
+        build();
+      } catch (error) {
+        return ContextError.isInstance(error) ? error.code : 'not a ContextError';
+      }
+      return 'no error';
+    };
+    const { store } = context;
+    expect(codeOf(() => createLangChainMiddleware({ store, maxChars: 10 }))).toBe('INVALID_CONFIG');
+    expect(codeOf(() => createLangChainMiddleware({ store, maxToolResultChars: -1 }))).toBe(
+      'INVALID_CONFIG',
+    );
+    expect(
+      codeOf(() => createLangChainMiddleware({ store: {} as unknown as SessionContextStore })),
+    ).toBe('INVALID_CONFIG');
   });
 });

@@ -1,5 +1,6 @@
 import type { SessionContextStore } from '@ctx/core';
 import type { Agent, AgentOutputType, RunContext } from '@openai/agents';
+import { assertValidOptions } from './agents-options.js';
 
 /** The run context fields {@link createContextInstructions} reads by default. */
 export interface SessionContextRunContext {
@@ -51,7 +52,8 @@ function sessionFromContext(runContext: RunContext<unknown>): SessionRef | null 
  * An `instructions` function for an Agents SDK `Agent`: the agent's own instructions followed by
  * the session's `<session_context>` block. The SDK calls it before every model call, so each call
  * of a tool loop gets the current block. A run whose context names no session gets the agent's
- * instructions unchanged; a session of another user is refused with `OWNERSHIP_MISMATCH`.
+ * instructions unchanged; a session of another user is refused with `OWNERSHIP_MISMATCH`. Invalid
+ * options throw `INVALID_CONFIG` here.
  *
  * Pair it with {@link createContextSession}, which records the turns.
  *
@@ -69,6 +71,7 @@ export function createContextInstructions<TContext = SessionContextRunContext>(
   runContext: RunContext<TContext>,
   agent: Agent<TContext, TOutput>,
 ) => Promise<string> {
+  assertValidOptions('context instructions', options);
   const { store, instructions = '', maxChars } = options;
   const resolve =
     options.session ?? (sessionFromContext as (runContext: RunContext<TContext>) => SessionRef);

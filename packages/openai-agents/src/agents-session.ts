@@ -1,10 +1,11 @@
-import { type SessionContextStore, ValidationError } from '@ctx/core';
+import type { SessionContextStore } from '@ctx/core';
 import { type AgentInputItem, MemorySession, type Session } from '@openai/agents';
 import {
   isAssistantMessage,
   type ToSessionMessagesOptions,
   toSessionMessages,
 } from './agents-messages.js';
+import { assertValidOptions } from './agents-options.js';
 
 /** Options of {@link createContextSession}. */
 export interface ContextSessionOptions extends ToSessionMessagesOptions {
@@ -37,7 +38,8 @@ export interface ContextSessionOptions extends ToSessionMessagesOptions {
  *
  * The wrapper offers the plain `Session` methods only, so the runner saves history through
  * `addItems`; optional capabilities of the wrapped session (history transactions, compaction) are
- * not used through it.
+ * not used through it. Invalid options (no store, neither `sessionId` nor `session`) throw
+ * `INVALID_CONFIG`.
  *
  * @example
  * ```ts
@@ -46,14 +48,14 @@ export interface ContextSessionOptions extends ToSessionMessagesOptions {
  * ```
  */
 export function createContextSession(options: ContextSessionOptions): Session {
+  assertValidOptions(
+    'context session',
+    options,
+    options?.sessionId === undefined && options?.session === undefined
+      ? [{ path: 'sessionId', message: 'is required when no session is given to wrap' }]
+      : [],
+  );
   const { store, userId, maxToolResultChars } = options;
-  if (options.sessionId === undefined && options.session === undefined) {
-    throw new ValidationError(
-      'INVALID_CONFIG',
-      'Invalid context session options: pass a sessionId, a session to wrap, or both',
-      { issues: [{ path: 'sessionId', message: 'required when session is not given' }] },
-    );
-  }
   const inner = options.session ?? new MemorySession({ sessionId: options.sessionId });
   const messageOptions = maxToolResultChars === undefined ? {} : { maxToolResultChars };
   /** Items saved since the last recorded turn. */

@@ -262,14 +262,22 @@ describe('createContextInstructions + createContextSession', () => {
     expect((await store.get(sessionId))?.version).toBe(1);
   });
 
-  it('needs a session id or a session to wrap', () => {
-    let error: unknown;
-    try {
-      createContextSession({ store });
-    } catch (caught) {
-      error = caught;
-    }
-    expect(ContextError.isInstance(error)).toBe(true);
-    expect((error as ContextError).code).toBe('INVALID_CONFIG');
+  it('refuses invalid options when they are built', () => {
+    const codeOf = (build: () => unknown) => {
+      try {
+        build();
+      } catch (error) {
+        return ContextError.isInstance(error) ? error.code : 'not a ContextError';
+      }
+      return 'no error';
+    };
+    expect(codeOf(() => createContextSession({ store }))).toBe('INVALID_CONFIG');
+    expect(
+      codeOf(() => createContextSession({ store, sessionId: 's', maxToolResultChars: 0 })),
+    ).toBe('INVALID_CONFIG');
+    expect(codeOf(() => createContextInstructions({ store, maxChars: 10 }))).toBe('INVALID_CONFIG');
+    expect(
+      codeOf(() => createContextInstructions({ store: {} as unknown as SessionContextStore })),
+    ).toBe('INVALID_CONFIG');
   });
 });
