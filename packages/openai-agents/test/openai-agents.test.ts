@@ -176,6 +176,47 @@ describe('createContextInstructions + createContextSession', () => {
     expect((await store.get(sessionId))?.version).toBe(2);
   });
 
+  it('records a turn interrupted for a tool approval once, when it finishes', async () => {
+    const sessionId = randomId('approval');
+    const ids = { sessionId };
+    const session = createContextSession({ store, ...ids });
+    const book = tool({
+      name: 'book_hotel',
+      description: 'Books a hotel',
+      parameters: z.object({ city: z.string() }),
+      needsApproval: true,
+      execute: async ({ city }) => `Booked in ${city}`,
+    });
+    const agent = new Agent<SessionContextRunContext>({
+      name: 'Booker',
+      model: 'gpt-4.1-mini',
+      tools: [book],
+      instructions: createContextInstructions({ store, instructions: INSTRUCTIONS }),
+    });
+
+    server.enqueue({ toolCalls: [{ name: 'book_hotel', arguments: { city: 'Porto' } }] });
+    const paused = await run(agent, 'Book Porto.', { session, context: ids });
+    expect(paused.interruptions).toHaveLength(1);
+    await store.flush();
+    expect(extractor.requests).toHaveLength(0);
+
+    for (const interruption of paused.interruptions) paused.state.approve(interruption);
+    server.enqueue({ text: 'Booked your hotel in Porto.' });
+    const done = await run(agent, paused.state, { session, context: ids });
+    expect(done.finalOutput).toBe('Booked your hotel in Porto.');
+    await store.flush();
+
+    expect(extractor.requests.map((request) => request.messages)).toEqual([
+      [
+        { role: 'user', content: 'Book Porto.' },
+        { role: 'assistant', content: 'Tool call: book_hotel({"city":"Porto"})' },
+        { role: 'tool', content: 'Tool result (book_hotel): Booked in Porto' },
+        { role: 'assistant', content: 'Booked your hotel in Porto.' },
+      ],
+    ]);
+    expect((await store.get(sessionId))?.version).toBe(1);
+  });
+
   it('leaves the instructions alone when the run context names no session', async () => {
     await store.update({
       sessionId: randomId('other'),
