@@ -1,8 +1,8 @@
 import { ContextError, type SessionContextStore } from '@ctx/core';
 import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
-import { MemorySaver } from '@langchain/langgraph';
-import { createAgent, tool } from 'langchain';
+import { Command, MemorySaver } from '@langchain/langgraph';
+import { createAgent, humanInTheLoopMiddleware, tool } from 'langchain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createLangChainMiddleware } from '../src/index.js';
@@ -141,6 +141,50 @@ describe('createLangChainMiddleware', () => {
       { role: 'user', content: 'Where to eat?' },
       { role: 'assistant', content: 'Try the market hall.' },
     ]);
+  });
+
+  it('records a turn paused for a human approval once, when the resumed run ends', async () => {
+    const { store, extractor } = context;
+    const threadId = randomId('approval');
+    const model = fakeModel()
+      .respond(
+        new AIMessage({
+          content: '',
+          tool_calls: [
+            { name: 'weather', args: { city: 'Faro' }, id: 'call-9', type: 'tool_call' },
+          ],
+        }),
+      )
+      .respond(new AIMessage('Faro is sunny.'));
+    const agent = createAgent({
+      model,
+      tools: [weather],
+      checkpointer: new MemorySaver(),
+      middleware: [
+        humanInTheLoopMiddleware({ interruptOn: { weather: true } }),
+        createLangChainMiddleware({ store }),
+      ],
+    });
+    const config = { configurable: { thread_id: threadId } };
+
+    const paused = await agent.invoke({ messages: [new HumanMessage('Weather in Faro?')] }, config);
+    await store.flush();
+    expect(paused.messages.at(-1)?.type).toBe('ai'); // waiting: the tool has not run
+    expect(model.callCount).toBe(1);
+    expect(extractor.requests).toHaveLength(0);
+
+    await agent.invoke(new Command({ resume: { decisions: [{ type: 'approve' }] } }), config);
+    await store.flush();
+
+    expect(extractor.requests.map((request) => request.messages)).toEqual([
+      [
+        { role: 'user', content: 'Weather in Faro?' },
+        { role: 'assistant', content: 'Tool call: weather({"city":"Faro"})' },
+        { role: 'tool', content: 'Tool result (weather): Sunny and 24°C in Faro' },
+        { role: 'assistant', content: 'Faro is sunny.' },
+      ],
+    ]);
+    expect((await store.get(threadId))?.version).toBe(1);
   });
 
   it('records a streamed run once', async () => {
