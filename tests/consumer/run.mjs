@@ -350,7 +350,10 @@ async function checkCliAlone({ tarballs, packages, node }) {
   const prefix = '[cli]';
   const project = mkdtempSync(join(work, 'cli-'));
   const log = join(work, 'cli.log');
-  const env = cleanEnv({ PATH: node.bin ? `${node.bin}:${process.env.PATH}` : process.env.PATH });
+  const env = cleanEnv({
+    PATH: node.bin ? `${node.bin}:${process.env.PATH}` : process.env.PATH,
+    ...(node.nodedir ? { npm_config_nodedir: node.nodedir } : {}),
+  });
   const byName = new Map(packages.map((entry) => [entry.manifest.name, entry.manifest]));
   const closure = new Set();
   const visit = (name) => {
