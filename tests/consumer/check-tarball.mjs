@@ -74,15 +74,19 @@ export function checkTarball(root, expected) {
     if (!existsSync(resolve(root, target))) problems.push(`bin ${name} (${target}) is not shipped`);
   }
 
+  const broken = [];
   for (const map of files.filter((file) => file.endsWith('.map'))) {
     const { sources = [], sourceRoot = '' } = JSON.parse(readFileSync(join(root, map), 'utf8'));
-    for (const source of sources) {
+    const missing = sources.find((source) => {
       const shipped = resolve(root, dirname(map), sourceRoot, source);
-      if (!shipped.startsWith(`${resolve(root)}/`) || !existsSync(shipped)) {
-        problems.push(`${map} points to ${source}, which is not in the tarball`);
-        break;
-      }
-    }
+      return !shipped.startsWith(`${resolve(root)}/`) || !existsSync(shipped);
+    });
+    if (missing !== undefined) broken.push(`${map} → ${missing}`);
+  }
+  if (broken.length > 0) {
+    problems.push(
+      `${broken.length} source maps point to files that are not in the tarball (e.g. ${broken[0]}): ship them or drop the maps`,
+    );
   }
   return problems;
 }
