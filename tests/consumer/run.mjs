@@ -126,7 +126,18 @@ async function inBatches(items, size, body) {
 function versionFor(name, generation) {
   const entry = DEPENDENCIES.versions[name];
   if (entry === undefined) return undefined;
-  return typeof entry === 'string' ? entry : entry[generation];
+  const range = typeof entry === 'string' ? entry : entry[generation];
+  // On the system Node, take the better-sqlite3 the workspace compiled when it is in the range's
+  // major, so its binary can be reused (reuseNativeBuild) instead of compiled again.
+  if (name === 'better-sqlite3' && generation === 'oldest') {
+    const major = /^\^(\d+)\./.exec(range)?.[1];
+    const store = join(ROOT, 'node_modules/.pnpm');
+    const built = (existsSync(store) ? readdirSync(store) : [])
+      .map((entry) => /^better-sqlite3@(\d+)\.(\d+\.\d+)$/.exec(entry))
+      .find((match) => match && match[1] === major);
+    if (built) return `${built[1]}.${built[2]}`;
+  }
+  return range;
 }
 
 /**
