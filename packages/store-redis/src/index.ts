@@ -1,4 +1,4 @@
-export { redisClientOptions } from './redis-connection.js';
+export { type RedisClientOptions, redisClientOptions } from './redis-connection.js';
 export type { RedisSessionDocument } from './redis-document.js';
 export { isRedisOutage } from './redis-errors.js';
 export {

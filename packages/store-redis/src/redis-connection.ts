@@ -6,6 +6,22 @@ import type { RedisClient } from './redis-scripts.js';
 const MAX_RECONNECT_DELAY_MS = 1_000;
 
 /**
+ * What {@link redisClientOptions} sets: only these fields, so the result fits every ioredis
+ * constructor overload (ioredis 6 types `replyMapping` per client, and a whole `RedisOptions`
+ * would not fit a default client under `exactOptionalPropertyTypes`).
+ */
+export type RedisClientOptions = Pick<
+  RedisOptions,
+  | 'enableOfflineQueue'
+  | 'maxRetriesPerRequest'
+  | 'autoResendUnfulfilledCommands'
+  | 'commandTimeout'
+  | 'connectTimeout'
+  | 'disconnectTimeout'
+  | 'retryStrategy'
+>;
+
+/**
  * The ioredis options a repository uses for a client it creates from a URL: no offline queue (a
  * call made while the connection is down fails instead of waiting in an unbounded queue), no
  * retry of a command whose connection dropped, a per-command timeout, and a reconnection strategy
@@ -22,7 +38,7 @@ const MAX_RECONNECT_DELAY_MS = 1_000;
 export function redisClientOptions(options: {
   commandTimeoutMs: number;
   connectTimeoutMs: number;
-}): RedisOptions {
+}): RedisClientOptions {
   return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
