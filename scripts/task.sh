@@ -48,6 +48,9 @@ case "$task" in
     pnpm turbo run lint
     pnpm turbo run build typecheck
     pnpm turbo run test --concurrency=1
+    # The SDK adapters' and integrations' suites again on Node 24 with the newest majors
+    # (openai 7, @google/genai 3, ai 7, @openai/agents 0.20).
+    bash scripts/test-newest.sh
     # Suites that stop and restart PostgreSQL/Redis run alone, after everything else.
     CTX_FAULT_TESTS=1 pnpm turbo run test:faults --concurrency=1
     # The packed tarballs in fresh npm projects, on Node 20 and Node 24.

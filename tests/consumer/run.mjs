@@ -232,14 +232,51 @@ async function typecheck(project, resolution, programs, log, prefix) {
       expectCode: null,
     },
   );
-  if (result.code === 0) {
-    say(`${prefix} README blocks typecheck (${resolution}): ok, ${seconds(since)}`);
+  const { ours, thirdParty } = splitDiagnostics(result.text);
+  const foreign =
+    thirdParty.size > 0
+      ? ` (${[...thirdParty].map(([name, count]) => `${name} ${count}`).join(', ')} error(s) inside third-party declarations, not ours: see the log)`
+      : '';
+  if (result.code === 0 || (ours.length === 0 && thirdParty.size > 0)) {
+    say(`${prefix} README blocks typecheck (${resolution}): ok, ${seconds(since)}${foreign}`);
   } else {
-    console.log(toReadmeLines(result.text, programs));
+    console.log(toReadmeLines(ours.length > 0 ? ours.join('\n') : result.text, programs));
     failures.push(
       `${prefix} README blocks do not typecheck with ${resolution} resolution (log: ${log})`,
     );
   }
+}
+
+/**
+ * Splits tsc's diagnostics into ours (README blocks, ctx's own declarations, anything without a
+ * file) and those located inside another package's declaration files. With skipLibCheck false and
+ * exactOptionalPropertyTypes, some frameworks' own .d.ts files do not typecheck (LangChain's, the
+ * Agents SDK's): an app that uses them sees those errors with or without ctx, so they are counted
+ * and logged but do not fail the test; an error in a README block or in `@ctx/*` always does.
+ */
+function splitDiagnostics(output) {
+  const ours = [];
+  const thirdParty = new Map();
+  let lastWasOurs = false;
+  for (const line of output.split('\n')) {
+    const start = /^(\S[^(]*)\(\d+,\d+\): error /.exec(line.trim());
+    if (!start) {
+      // continuation lines of a diagnostic follow its first line
+      if (line.trim() !== '' && lastWasOurs && /^\s/.test(line)) ours.push(line);
+      continue;
+    }
+    const file = start[1] ?? '';
+    const inPackage = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file);
+    if (inPackage && !inPackage[1]?.startsWith('@ctx/')) {
+      const name = inPackage[1] ?? '?';
+      thirdParty.set(name, (thirdParty.get(name) ?? 0) + 1);
+      lastWasOurs = false;
+    } else {
+      ours.push(line);
+      lastWasOurs = true;
+    }
+  }
+  return { ours, thirdParty };
 }
 
 async function runGeneration(generation, { tarballs, packages, programs, node }) {
