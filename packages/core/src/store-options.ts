@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ContextError } from './errors.js';
 import type { TokenUsage } from './extraction.js';
+import type { InvalidField } from './fields.js';
 import type { FoldEvent } from './fold.js';
 import { UPDATE_MODES, type UpdateMode } from './policy.js';
 import { MIN_RENDER_CHARS, type RenderOptions } from './render.js';
@@ -93,10 +94,10 @@ export interface UpdateInput {
   turnId?: string;
 }
 
-/** What {@link SessionContextStore.update} did. */
-export interface UpdateResult {
+/** What {@link SessionContextStore.update} did (`F`: the store's typed custom fields). */
+export interface UpdateResult<F extends object | undefined = undefined> {
   /** The stored snapshot after the call (unchanged when skipped), or null when there is none. */
-  context: SessionContext | null;
+  context: SessionContext<F> | null;
   /** Whether the turn is folded into a stored version (false when skipped). */
   updated: boolean;
   /**
@@ -140,6 +141,17 @@ export type SessionContextEvent =
       /** A background fold will be tried again after `retryInMs`. */
       willRetry: boolean;
       retryInMs?: number;
+    }
+  | {
+      /**
+       * A read found stored custom-field values that the store's fields schema no longer accepts
+       * (the schema changed): they read as null and stay untouched in storage until the model
+       * writes a new value.
+       */
+      type: 'invalid-fields';
+      sessionId: string;
+      version: number;
+      fields: InvalidField[];
     }
   | {
       type: 'messages-dropped';

@@ -1,5 +1,5 @@
 import { ExtractionError, type ExtractionResult, type TokenUsage } from '@ctx/core';
-import { parseExtractionOutput } from '@ctx/core/adapter';
+import { type ExtractionFields, parseExtractionOutput } from '@ctx/core/adapter';
 import type { GenerateContentResponse } from '@google/genai';
 
 /** Candidate finish reasons that mean the model (or its filters) declined to produce the output. */
@@ -45,6 +45,7 @@ export function readExtractionResponse(
   response: GenerateContentResponse,
   planning: boolean,
   maxOutputTokens: number,
+  fields?: ExtractionFields,
 ): ExtractionResult {
   const blockReason = response.promptFeedback?.blockReason;
   if (blockReason) {
@@ -91,7 +92,7 @@ export function readExtractionResponse(
     .filter((part) => part.thought !== true && typeof part.text === 'string')
     .map((part) => part.text)
     .join('');
-  const draft = parseExtractionOutput(text, { planning });
+  const draft = parseExtractionOutput(text, fields ? { planning, fields } : { planning });
   const usage = readUsage(response);
   return usage ? { draft, usage } : { draft };
 }

@@ -193,7 +193,7 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
       ...request,
       instructions: mergeInstructions(resolved.instructions, request.instructions),
     });
-    const schema = getExtractionJsonSchema(request.planning);
+    const schema = getExtractionJsonSchema(request.planning, request.fields);
     const deadline = createDeadline(resolved.timeoutMs, callerSignal);
     try {
       let reply: ModelReply;
@@ -210,7 +210,12 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
         format = 'json_object';
         reply = await send(prompt, schema, 'json_object', deadline.signal);
       }
-      const draft = parseExtractionOutput(reply.text, { planning: request.planning });
+      const draft = parseExtractionOutput(
+        reply.text,
+        request.fields
+          ? { planning: request.planning, fields: request.fields }
+          : { planning: request.planning },
+      );
       return reply.usage ? { draft, usage: reply.usage } : { draft };
     } catch (error) {
       throw toExtractionError(error, {

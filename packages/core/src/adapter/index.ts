@@ -10,6 +10,14 @@ export {
   parseExtractionOutput,
 } from '../extraction.js';
 export {
+  applyFieldsPolicy,
+  type CompiledFields,
+  compileFields,
+  type ExtractionFields,
+  type FieldDefinition,
+  readFields,
+} from '../fields.js';
+export {
   applyUpdatePolicy,
   hasConversationalContent,
   messagesForExtraction,
@@ -31,8 +39,10 @@ export {
 export {
   assertValidSessionId,
   assertValidSnapshot,
+  canonicalFields,
   isWellFormedText,
   parseOrThrow,
+  storedFieldsProblem,
 } from '../schema.js';
 export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from '../text.js';
 export {
