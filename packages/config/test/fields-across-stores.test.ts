@@ -111,8 +111,9 @@ describe('custom fields across every store', () => {
     }
     const reads = await readEverywhere(first.sessionId, first.userId as string);
     const reference = reads.get('memory');
-    expect(reference?.get).toMatchObject({ ...second, fields: second.fields });
-    expect((reference?.get as SessionContext).fields).toEqual(second.fields);
+    if (!reference) throw new Error('no read from the memory repository');
+    expect(reference.get).toMatchObject({ ...second, fields: second.fields });
+    expect((reference.get as SessionContext).fields).toEqual(second.fields);
     for (const backend of BACKENDS) {
       const read = reads.get(backend);
       expect(read, backend).toStrictEqual(reference);
@@ -120,7 +121,7 @@ describe('custom fields across every store', () => {
       expect(JSON.stringify(read), backend).toBe(JSON.stringify(reference));
     }
     expect(
-      (reference?.history as SessionContext[]).map((version) => version.fields?.platform),
+      (reference.history as SessionContext[]).map((version) => version.fields?.platform),
     ).toEqual(['render', 'fly']);
   });
 
