@@ -69,6 +69,7 @@ export function toSessionContextJson(context: SessionContext): SessionContextJso
     createdAt: context.createdAt.toISOString(),
     updatedAt: context.updatedAt.toISOString(),
     version: context.version,
+    fields: context.fields ?? null,
   };
 }
 
@@ -277,6 +278,8 @@ export function createServerApp(options: ServerAppOptions): Hono {
       return c.text(
         renderSessionContext(context, {
           ...renderDefaults,
+          // As store.render: the store's fields schema decides which custom fields show, labelled.
+          fields: store.fields ?? null,
           ...(query.maxChars === undefined ? {} : { maxChars: query.maxChars }),
         }),
       );

@@ -15,9 +15,10 @@ export interface RenderOptions {
   /**
    * The custom fields schema: which fields are rendered, in which order, with which labels (a
    * field's `.meta({ title })`, else its key). Stored fields it does not declare are not rendered.
-   * A store passes its own. @default every stored field, keys in code-unit order, the key as label
+   * `null`: no custom field is rendered (what a store without a fields schema renders). A store
+   * passes its own. @default every stored field, keys in code-unit order, the key as label
    */
-  fields?: FieldsSchema;
+  fields?: FieldsSchema | null;
 }
 
 /** A snapshot with untyped or typed custom fields (any `SessionContext`). */
@@ -52,7 +53,7 @@ export function formatFieldValue(value: unknown): string {
 
 function fieldLines(context: AnySessionContext, options: RenderOptions): string[] {
   const stored = context.fields as Record<string, unknown> | null | undefined;
-  if (!stored) return [];
+  if (!stored || options.fields === null) return [];
   const labels = options.fields
     ? compileFields(options.fields).definitions.map(({ key, label }) => [key, label] as const)
     : Object.keys(stored)

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type BackgroundFailure, FoldScheduler } from './background.js';
 import {
   BackpressureError,
@@ -88,9 +88,6 @@ export interface SessionContextStoreOptions<S extends FieldsSchema | undefined =
    */
   fields?: S;
 }
-
-// A store without custom fields renders none, even when the stored snapshot has some.
-const NO_FIELDS: FieldsSchema = z.object({});
 
 /**
  * The orchestrator: keeps one session context per conversation up to date and renders it for the
@@ -434,7 +431,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
       userId: options?.userId,
     })) as SessionContext | null;
     const text = formatSessionContext(context, {
-      fields: this.#fields?.schema ?? NO_FIELDS,
+      fields: this.#fields?.schema ?? null,
     });
     (options?.log ?? console.log)(text);
     return text;
@@ -613,7 +610,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
     return {
       ...this.config.render,
       ...(options?.maxChars === undefined ? {} : { maxChars: options.maxChars }),
-      fields: this.#fields?.schema ?? NO_FIELDS,
+      fields: this.#fields?.schema ?? null,
     };
   }
 

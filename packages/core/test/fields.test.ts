@@ -313,6 +313,9 @@ describe('custom fields: extracted, stored, read back typed, rendered', () => {
       extractor: createScriptedExtractor(),
     });
     expectTypeOf(plain.get).returns.resolves.toEqualTypeOf<SessionContext | null>();
+    // A typed store goes wherever a store is taken (servers, middleware).
+    const typed = setup([]).store;
+    expectTypeOf(typed).toExtend<SessionContextStore>();
   });
 
   it('a model returning an invalid field value → typed extraction error, snapshot untouched', async () => {
