@@ -5,7 +5,7 @@ import type { InvalidField } from './fields.js';
 import type { FoldEvent } from './fold.js';
 import { UPDATE_MODES, type UpdateMode } from './policy.js';
 import { MIN_RENDER_CHARS, type RenderOptions } from './render.js';
-import type { SessionContext } from './schema.js';
+import type { SessionContext, SessionContextBase } from './schema.js';
 import {
   type Message,
   MessageSchema,
@@ -94,10 +94,13 @@ export interface UpdateInput {
   turnId?: string;
 }
 
-/** What {@link SessionContextStore.update} did (`F`: the store's typed custom fields). */
-export interface UpdateResult<F extends object | undefined = undefined> {
+/**
+ * What {@link SessionContextStore.update} did. `C`: the snapshot type, `SessionContext<F>` for a
+ * store with typed custom fields.
+ */
+export interface UpdateResult<C extends SessionContextBase = SessionContext> {
   /** The stored snapshot after the call (unchanged when skipped), or null when there is none. */
-  context: SessionContext<F> | null;
+  context: C | null;
   /** Whether the turn is folded into a stored version (false when skipped). */
   updated: boolean;
   /**

@@ -122,8 +122,11 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
   readonly repository: ContextRepository;
   readonly extractor: ContextExtractor;
   readonly config: Readonly<SessionContextConfig>;
-  /** The custom fields schema given as the `fields` option, if any. */
-  readonly fields: S | undefined;
+  /**
+   * The custom fields schema given as the `fields` option, if any (typed loosely, so that a store
+   * with fields goes wherever a `SessionContextStore` is taken; `get()` carries the typing).
+   */
+  readonly fields: FieldsSchema | undefined;
   readonly #fields: CompiledFields | undefined;
 
   readonly #log: TurnLogRepository;
@@ -237,7 +240,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
   async update(
     input: UpdateInput,
     options?: { signal?: AbortSignal },
-  ): Promise<UpdateResult<FieldsOf<S>>> {
+  ): Promise<UpdateResult<SessionContext<FieldsOf<S>>>> {
     this.#assertOpen('update');
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
     const { sessionId, userId } = parsed;
