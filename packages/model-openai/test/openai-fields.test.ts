@@ -15,7 +15,7 @@ const server = await startOpenAITestServer();
 afterAll(() => server.close());
 beforeEach(() => server.reset());
 
-// What core compiles from z.object({ platform: z.enum([...]).describe(...), replicas: z.number().int().describe(...) }).
+// Shaped like what core compiles from z.object({ platform: z.enum([...]).describe(...), replicas: z.number().int().describe(...) }).
 const fields: ExtractionFields = {
   schema: {
     type: 'object',
