@@ -24,6 +24,7 @@ async function play(
     repository,
     extractor,
     config: { enablePlanning: scenario.planning },
+    ...(scenario.fields ? { fields: scenario.fields } : {}),
   });
   // Each run replays the scenario from the start.
   await store.delete(scenario.sessionId);
@@ -42,7 +43,7 @@ async function play(
     write(
       `\n[stored snapshot] ${result.updated ? `updated${tokens}` : `skipped (${result.skipped})`}`,
     );
-    write(formatSessionContext(result.context));
+    write(formatSessionContext(result.context, { fields: scenario.fields ?? null }));
     write('\n[system prompt for the next turn]');
     write(
       await store.buildSystemPrompt(scenario.sessionId, BASE_PROMPT, { userId: scenario.userId }),

@@ -1,4 +1,5 @@
-import type { Message } from '@ctx/core';
+import type { FieldsSchema, Message } from '@ctx/core';
+import { z } from 'zod';
 
 /** A scripted conversation: the demo replays it turn by turn. */
 export interface Scenario {
@@ -6,6 +7,8 @@ export interface Scenario {
   userId: string;
   title: string;
   planning: boolean;
+  /** Custom fields the store keeps for this conversation, next to the built-in ones. */
+  fields?: FieldsSchema;
   turns: Message[][];
 }
 
@@ -53,9 +56,19 @@ export const deployScenario: Scenario = {
   userId: 'demo-user',
   title: 'Deploying a Python app (planning mode)',
   planning: true,
+  // A domain fact kept as exactly as the plan: extracted by a model, rendered as "Target platform".
+  fields: z.object({
+    platform: z
+      .string()
+      .describe('The platform the app is deployed to, as the user named it (e.g. Fly.io, AWS ECS)')
+      .meta({ title: 'Target platform' }),
+  }),
   turns: [
     [
-      { role: 'user', content: 'Help me deploy a Python app to production. Give me the steps.' },
+      {
+        role: 'user',
+        content: 'Help me deploy a Python app to production on Fly.io. Give me the steps.',
+      },
       {
         role: 'assistant',
         content: [

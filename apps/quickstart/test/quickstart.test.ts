@@ -119,6 +119,8 @@ describe('quickstart with an OpenAI-compatible server', () => {
                 goal: 'Deploy a Python app to production',
                 plan: ['Containerize', 'Database'],
                 completed_steps: turn > 4 ? [1] : [],
+                // The model names the platform once; later turns return null and it is kept.
+                fields: { platform: turn === 4 ? 'Fly.io' : null },
               }
             : { summary: `Model summary ${turn}.` },
         ),
@@ -141,6 +143,13 @@ describe('quickstart with an OpenAI-compatible server', () => {
     expect(result.stdout).toContain('updated, 106 input / 20 output tokens');
     expect(result.stdout).toContain('  ✓ Containerize');
     const requests = server.requests();
+    // The deployment scenario's custom field: extracted once, kept, rendered with its label.
+    const deploy = result.stdout.slice(result.stdout.indexOf('Deploying a Python app'));
+    expect(
+      deploy.match(/Fields:\n {2}Target platform: Fly\.io\n<\/session_context>/g),
+    ).toHaveLength(3);
+    expect(JSON.stringify(requests[3]?.format?.schema)).toContain('"platform"');
+    expect(requests[4]?.user).toContain('- platform: "Fly.io"');
     expect(requests).toHaveLength(6);
     expect(requests.every((request) => request.model === 'llama3.2')).toBe(true);
     // The second turn's request carries the first snapshot and only the second turn's messages.

@@ -105,6 +105,7 @@ export function toSessionContextJson(context: SessionContext): SessionContextJso
     ...context,
     createdAt: context.createdAt.toISOString(),
     updatedAt: context.updatedAt.toISOString(),
+    fields: context.fields ?? null,
   };
 }
 
@@ -472,6 +473,8 @@ export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEn
       return c.text(
         renderSessionContext(context, {
           ...renderDefaults,
+          // As store.render: the store's fields schema decides which custom fields show, labelled.
+          fields: store.fields ?? null,
           ...(query.maxChars === undefined ? {} : { maxChars: query.maxChars }),
         }),
       );

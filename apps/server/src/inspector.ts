@@ -69,6 +69,9 @@ ul.sessions li.selected button { background: #e3eafc; box-shadow: inset 3px 0 0 
 h3 { margin: 18px 0 6px; font-size: 13px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
 .summary { white-space: pre-wrap; margin: 0; }
 .goal { font-size: 16px; font-weight: 600; margin: 0; }
+dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 12px; margin: 0; }
+dl.fields dt { color: var(--muted); }
+dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 ol.plan { list-style: none; margin: 0; padding: 0; }
 ol.plan li { display: flex; align-items: flex-start; gap: 10px; padding: 6px 0; border-bottom: 1px dashed var(--line); }
 ol.plan .box { flex: none; display: inline-flex; align-items: center; justify-content: center;
@@ -222,7 +225,19 @@ const SCRIPT = `
       fragment.append(el('div', 'progress-count', count + ' of ' + context.plan.length + ' steps completed'));
       detail.append(fragment);
     }
+    if (context.fields) detail.append(section('Fields', renderFields(context.fields)));
     state.version = context.version;
+  }
+
+  // Custom fields: one row per field, text as is, anything else as JSON.
+  function renderFields(fields) {
+    const list = el('dl', 'fields');
+    list.id = 'fields';
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === null) continue;
+      list.append(el('dt', null, key), el('dd', null, typeof value === 'string' ? value : JSON.stringify(value)));
+    }
+    return list;
   }
 
   async function loadSelected() {

@@ -466,6 +466,34 @@ describe('GET /v1/sessions/:id/context', () => {
     expect(shortText).toMatch(/^<session_context>[\s\S]*<\/session_context>$/);
   });
 
+  it('returns custom fields in the JSON; the prompt renders the ones the store declares', async () => {
+    const { app, store, repository } = setup();
+    const now = new Date();
+    await repository.save(
+      {
+        sessionId: 'fielded',
+        userId: null,
+        summary: 'Deploying.',
+        goal: null,
+        plan: null,
+        progress: null,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+        fields: { platform: 'fly', regions: ['fra'] },
+      },
+      { expectedVersion: null },
+    );
+    const body = (await (await getContext(app, 'fielded')).json()) as {
+      context: SessionContextJson;
+    };
+    expect(body.context.fields).toEqual({ platform: 'fly', regions: ['fra'] });
+    // This store declares no fields: like store.render, the prompt leaves the stored ones out.
+    const text = await (await getContext(app, 'fielded', '?format=prompt')).text();
+    expect(text).toBe(await store.render('fielded'));
+    expect(text).toBe('<session_context>\nSummary: Deploying.\n</session_context>');
+  });
+
   it('answers 404 for an unknown session, 403 for another user, 400 for a bad query', async () => {
     const { app } = setup();
     await turn(app, 'mine', hello, { user: 'alice' });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Message } from '@ctx/core';
+import { createSqliteRepository } from '@ctx/store-sqlite';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -216,6 +217,37 @@ describe('inspector page in headless Chromium', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { pwned?: boolean }).pwned)).toBe(
       undefined,
     );
+    await page.close();
+  });
+
+  it('shows custom fields, as text', async () => {
+    const sessionId = randomId('fields');
+    // Written straight into the server's database, as an app with a fields schema stores them.
+    const repository = createSqliteRepository({ filename: join(directory, 'ctx.db') });
+    const now = new Date();
+    await repository.save(
+      {
+        sessionId,
+        userId: 'erin',
+        summary: 'Deploying the todo API.',
+        goal: null,
+        plan: null,
+        progress: null,
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+        fields: { platform: '<b>fly</b>', regions: ['fra', 'ams'], unset: null },
+      },
+      { expectedVersion: null },
+    );
+    await repository.close();
+
+    const page = await signedIn(`/#/sessions/${encodeURIComponent(sessionId)}`);
+    const fields = page.locator('#fields');
+    await fields.waitFor();
+    expect(await fields.locator('dt').allTextContents()).toEqual(['platform', 'regions']);
+    expect(await fields.locator('dd').allTextContents()).toEqual(['<b>fly</b>', '["fra","ams"]']);
+    expect(await page.locator('#detail b').count()).toBe(0);
     await page.close();
   });
 

@@ -54,7 +54,10 @@ export function formatListTable(items: SessionContext[], terminalColumns?: numbe
   return lines.join('\n');
 }
 
-/** The `get` view: every stored field, one per line, labels aligned; lists and summary indented. */
+/**
+ * The `get` view: every stored field, one per line, labels aligned; lists, custom fields and
+ * summary indented.
+ */
 export function formatFields(context: SessionContext): string {
   const indent = ' '.repeat(11);
   const block = (lines: string[]) =>
@@ -74,6 +77,19 @@ export function formatFields(context: SessionContext): string {
     ['goal', context.goal ?? 'null'],
     ['plan', list(context.plan)],
     ['progress', list(context.progress)],
+    // Custom fields, one `key: JSON value` line each; left out when the session has none.
+    ...(context.fields
+      ? ([
+          [
+            'fields',
+            block(
+              Object.entries(context.fields).map(
+                ([key, value]) => `${key}: ${JSON.stringify(value)}`,
+              ),
+            ),
+          ],
+        ] as Array<[string, string]>)
+      : []),
     ['summary', context.summary === '' ? '(empty)' : block(context.summary.split('\n'))],
   ];
   return fields.map(([label, value]) => `${label.padEnd(indent.length)}${value}`).join('\n');

@@ -18,6 +18,10 @@ const planning = snapshot('planning-session', 30, {
   plan: ['Define endpoints', 'Choose status codes', 'Write tests'],
   progress: ['Define endpoints'],
 });
+const deploying = snapshot('fields-session', 40, {
+  summary: 'Deploying the todo API.',
+  fields: { platform: 'fly', regions: ['fra', 'ams'], replicas: 2 },
+});
 const seeded = [
   snapshot('alpha', 1),
   snapshot('beta', 2, { userId: null, summary: 'x'.repeat(200) }),
@@ -207,6 +211,30 @@ describe('get, print, render', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('get, print and render show custom fields', async () => {
+    const fieldsStore = `sqlite:${join(folder, 'fields.db')}`;
+    await seed(fieldsStore, [deploying]);
+    const ctx = (...args: string[]) => runInProcess(['--store', fieldsStore, ...args]);
+    const result = await ctx('get', 'fields-session');
+    expect(result.stdout).toContain(
+      [
+        'fields     platform: "fly"',
+        '           regions: ["fra","ams"]',
+        '           replicas: 2',
+        'summary    Deploying the todo API.',
+      ].join('\n'),
+    );
+    expect(JSON.parse((await ctx('get', 'fields-session', '--json')).stdout).fields).toEqual(
+      deploying.fields,
+    );
+    expect((await ctx('print', 'fields-session')).stdout).toBe(
+      `${formatSessionContext(deploying)}\n`,
+    );
+    const block = (await ctx('render', 'fields-session')).stdout;
+    expect(block).toBe(`${renderSessionContext(deploying)}\n`);
+    expect(block).toContain('Fields:\n  platform: fly\n  regions: fra, ams\n  replicas: 2\n');
   });
 
   it('get --json prints the stored snapshot', async () => {

@@ -116,6 +116,7 @@ export function snapshot(
     createdAt: at,
     updatedAt: at,
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

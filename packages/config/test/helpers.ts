@@ -32,6 +32,7 @@ export function sampleSnapshot(overrides: Partial<SessionContext> = {}): Session
     createdAt: now,
     updatedAt: now,
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

@@ -59,7 +59,12 @@ async function versionAfterPurgedDelete(repository: ContextRepository): Promise<
 describe('memory:', () => {
   it('creates the in-process repository with options from the URL', async () => {
     const repository = await open('memory:?ttl=1h&history=3');
-    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(repository.capabilities).toEqual({
+      ttl: true,
+      history: true,
+      turnLog: true,
+      fields: true,
+    });
     const snapshot = sampleSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
     await repository.save({ ...snapshot, version: 2, summary: 'second' }, { expectedVersion: 1 });
@@ -73,6 +78,7 @@ describe('memory:', () => {
       ttl: true,
       history: false,
       turnLog: true,
+      fields: true,
     });
     expect((await open('memory:?history=0', { historyLimit: 5 })).capabilities?.history).toBe(
       false,
@@ -125,7 +131,7 @@ describe('sqlite:', () => {
   it('survives closing: a new repository on the same file sees what was saved', async () => {
     const url = `sqlite:${join(folder, 'persist.db')}?table=agent_ctx&history=2&ttl=1h`;
     const writer = await createRepositoryFromUrl(url);
-    expect(writer.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(writer.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     const snapshot = sampleSnapshot();
     await writer.save(snapshot, { expectedVersion: null });
     await writer.close();
@@ -174,7 +180,7 @@ describe('postgres://', () => {
     const url = withQuery(POSTGRES_URL, `schema=${schema}&table=snapshots&history=3&ttl=1d`);
     const first = await open(url);
     const second = await open(url.replace(/^postgres:/, 'postgresql:'));
-    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     await roundTrip(first, second);
     const rows: Array<{ table_name: string }> = await admin.query(
       'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1',
@@ -222,7 +228,7 @@ describe('redis://', () => {
     const url = withQuery(REDIS_URL, `prefix=${prefix}&ttl=1h&history=2`);
     const first = await open(url);
     const second = await open(url);
-    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     const snapshot = sampleSnapshot();
     await first.save(snapshot, { expectedVersion: null });
     expect(await raw.exists(keys.session(snapshot.sessionId))).toBe(1);
@@ -272,7 +278,7 @@ describe('mysql:// and mariadb://', () => {
     const url = withQuery(MYSQL_URL, `table=${table}&history=3&ttl=1d&charset=utf8mb4`);
     const first = await open(url);
     const second = await open(url.replace(/^mysql:/, 'mariadb:'));
-    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(first.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     expect((first as { tableName?: string }).tableName).toBe(table);
     await roundTrip(first, second);
     expect(await tablesOf(table)).toEqual([

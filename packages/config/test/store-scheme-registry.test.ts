@@ -179,7 +179,12 @@ describe('registerStoreScheme', () => {
     const snapshot = sampleSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
     expect(await repository.get(snapshot.sessionId)).toEqual(snapshot);
-    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(repository.capabilities).toEqual({
+      ttl: true,
+      history: true,
+      turnLog: true,
+      fields: true,
+    });
     await repository.close();
   });
 

@@ -1,4 +1,5 @@
 import { ContextError, type ContextErrorCode, type SessionContext } from '@ctx/core';
+import { canonicalFields } from '@ctx/core/adapter';
 import { expect } from 'vitest';
 import type { RawSnapshot } from './harness.js';
 
@@ -13,6 +14,7 @@ export const SNAPSHOT_FIELDS = [
   'createdAt',
   'updatedAt',
   'version',
+  'fields',
 ] as const;
 
 /** Fails the current test with `message`. */
@@ -78,6 +80,21 @@ export function expectSameSnapshot(
   expectSameDate(snapshot.createdAt, expected.createdAt, `${where}.createdAt`);
   expectSameDate(snapshot.updatedAt, expected.updatedAt, `${where}.updatedAt`);
   expect(snapshot.version, `${where}.version`).toBe(expected.version);
+  expectSameFields(snapshot.fields, expected.fields, `${where}.fields`);
+}
+
+/**
+ * Compares custom fields with what was saved (`undefined` saved means null): equal JSON, key for
+ * key, in canonical key order (what every repository returns).
+ */
+export function expectSameFields(actual: unknown, expected: unknown, label: string): void {
+  const want = canonicalFields(expected as SessionContext['fields']);
+  expect(actual ?? null, `${label}`).toStrictEqual(want);
+  if (actual !== null && actual !== undefined) {
+    expect(JSON.stringify(actual), `${label}: keys in canonical (code-unit) order`).toBe(
+      JSON.stringify(want),
+    );
+  }
 }
 
 /** Compares a row read through the driver (out of band) with the snapshot that was saved. */
@@ -93,6 +110,9 @@ export function expectRawMatches(raw: RawSnapshot | null, expected: SessionConte
   expect(row.createdAt, 'raw.createdAt (epoch ms)').toBe(expected.createdAt.getTime());
   expect(row.updatedAt, 'raw.updatedAt (epoch ms)').toBe(expected.updatedAt.getTime());
   expect(row.version, 'raw.version').toBe(expected.version);
+  if (row.fields !== undefined) {
+    expect(row.fields, 'raw.fields').toEqual(canonicalFields(expected.fields));
+  }
 }
 
 /**

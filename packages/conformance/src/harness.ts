@@ -4,6 +4,7 @@ import type {
   ExtractionRequest,
   RepositoryCapabilities,
   SessionContext,
+  StoredFields,
 } from '@ctx/core';
 
 /**
@@ -108,6 +109,11 @@ export interface RawSnapshot {
   updatedAt: number;
   /** The stored version. */
   version: number;
+  /**
+   * The stored custom fields (the JSON column or hash field, parsed), `null` when absent. Leave it
+   * out when the backend does not store fields; when present it must equal what was saved.
+   */
+  fields?: StoredFields | null;
 }
 
 /**

@@ -6,6 +6,7 @@ export {
   type WriteRaceOutcome,
 } from './concurrency.js';
 export { describeContextExtractor } from './extractor-suite.js';
+export { trickyFields } from './fields-suite.js';
 export { ALL_TRICKY_TEXT, makeLongText, TRICKY_TEXTS, truncateText } from './fixtures.js';
 export type {
   ExtractorHarness,

@@ -46,6 +46,7 @@ export function makeSnapshot(overrides: Partial<SessionContext> = {}): SessionCo
     createdAt,
     updatedAt: new Date(createdAt.getTime() + randomInt(1, 86_400_000)),
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

@@ -15,6 +15,7 @@ import {
   fail,
 } from './assertions.js';
 import { raceWrites, runReadModifyWriteLoops } from './concurrency.js';
+import { describeFieldsGroup } from './fields-suite.js';
 import { ALL_TRICKY_TEXT, makeLongText, TRICKY_TEXTS, truncateText } from './fixtures.js';
 import type { RepositoryFactoryOptions, RepositoryHarness } from './harness.js';
 import { describeIdentityGroups } from './identity-suite.js';
@@ -554,6 +555,16 @@ export function describeContextRepository(harness: RepositoryHarness): void {
       describeTurnLogGroup({
         test,
         openPair,
+      });
+    }
+
+    if (harness.capabilities?.fields) {
+      describeFieldsGroup({
+        test,
+        open,
+        openPair,
+        expectStored,
+        history: harness.capabilities.history === true,
       });
     }
 

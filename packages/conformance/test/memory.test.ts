@@ -6,5 +6,5 @@ import { describeContextRepository } from '../src/index.js';
 describeContextRepository({
   name: 'memory (core reference)',
   createRepository: (options) => createMemoryRepository(options),
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
 });

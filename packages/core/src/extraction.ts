@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ExtractionError } from './errors.js';
 import { type ToleratedOutput, tolerateEmptyExtras } from './extraction-tolerance.js';
+import { type ExtractionFields, extractionFieldKeys, fieldsOutputSchema } from './fields.js';
 import {
   type ContextDraft,
   LIMITS,
@@ -20,6 +21,11 @@ export interface ExtractionRequest {
   planning: boolean;
   /** Extra instructions from the application (domain hints, what to keep). */
   instructions?: string;
+  /**
+   * The application's custom fields, when it declared some: pass them to
+   * {@link getExtractionJsonSchema} and {@link parseExtractionOutput}.
+   */
+  fields?: ExtractionFields;
 }
 
 /** Tokens an extraction consumed, as reported by the provider. */
@@ -92,6 +98,26 @@ function buildJsonSchema(planning: boolean): JsonSchema {
 }
 
 const SCHEMAS = { planning: buildJsonSchema(true), summary: buildJsonSchema(false) } as const;
+const WITH_FIELDS = { planning: new WeakMap(), summary: new WeakMap() } as const satisfies Record<
+  string,
+  WeakMap<JsonSchema, JsonSchema>
+>;
+
+// The custom fields go in a `fields` object of their own, so they never clash with built-in names.
+function withFields(planning: boolean, fields: ExtractionFields): JsonSchema {
+  const cache = planning ? WITH_FIELDS.planning : WITH_FIELDS.summary;
+  let schema = cache.get(fields.schema);
+  if (!schema) {
+    const base = getExtractionJsonSchema(planning);
+    const properties = {
+      ...(base.properties as Record<string, JsonSchema>),
+      fields: fields.schema,
+    };
+    schema = { ...base, properties, required: Object.keys(properties) };
+    cache.set(fields.schema, schema);
+  }
+  return schema;
+}
 
 /**
  * The JSON schema of the extraction output, valid for OpenAI strict structured outputs (every
@@ -100,9 +126,10 @@ const SCHEMAS = { planning: buildJsonSchema(true), summary: buildJsonSchema(fals
  *
  * Planning mode: `{ summary, goal, plan, completed_steps }` where `completed_steps` are 1-based
  * step numbers of `plan` (mapped back to the steps' text by {@link parseExtractionOutput}).
- * Summary mode: `{ summary }`.
+ * Summary mode: `{ summary }`. With custom fields (`request.fields`), both gain a `fields` object.
  */
-export function getExtractionJsonSchema(planning: boolean): JsonSchema {
+export function getExtractionJsonSchema(planning: boolean, fields?: ExtractionFields): JsonSchema {
+  if (fields) return withFields(planning, fields);
   return planning ? SCHEMAS.planning : SCHEMAS.summary;
 }
 
@@ -127,13 +154,28 @@ const PLANNING_INSTRUCTIONS = `This session is in planning mode. Also maintain:
 const SUMMARY_ONLY_INSTRUCTIONS =
   'This session is in summary mode: only the summary is maintained.';
 
+const FIELDS_INSTRUCTIONS = `The application also keeps custom fields, in the \`fields\` object; each field's description says what it holds. For each field return its current value unless the conversation changed it, and null while the conversation has not given a value. Take values from the conversation only, exactly as given; never guess.`;
+
 /** A system + user prompt pair, ready for any chat-style API. */
 export interface ExtractionPrompt {
   system: string;
   user: string;
 }
 
-function describePrevious(previous: SessionContext | null, planning: boolean): string {
+function describeFields(previous: SessionContext, fields: ExtractionFields): string {
+  const stored = previous.fields ?? {};
+  const lines = extractionFieldKeys(fields).map((key) => {
+    const value = Object.hasOwn(stored, key) ? stored[key] : null;
+    return `- ${key}: ${value === null || value === undefined ? '(not set)' : neutralizeTags(JSON.stringify(value))}`;
+  });
+  return `Fields:\n${lines.join('\n')}`;
+}
+
+function describePrevious(
+  previous: SessionContext | null,
+  planning: boolean,
+  fields: ExtractionFields | undefined,
+): string {
   if (!previous) return '(none: this is a new session)';
   const lines = [`Summary:\n${neutralizeTags(previous.summary) || '(empty)'}`];
   if (planning) {
@@ -146,6 +188,7 @@ function describePrevious(previous: SessionContext | null, planning: boolean): s
         : `Plan:\n${plan.map((step, index) => `${index + 1}. [${done.has(step) ? 'done' : 'open'}] ${neutralizeTags(step)}`).join('\n')}`,
     );
   }
+  if (fields) lines.push(describeFields(previous, fields));
   return lines.join('\n\n');
 }
 
@@ -159,6 +202,7 @@ export function buildExtractionPrompt(request: ExtractionRequest): ExtractionPro
   const system = [
     BASE_INSTRUCTIONS,
     request.planning ? PLANNING_INSTRUCTIONS : SUMMARY_ONLY_INSTRUCTIONS,
+    request.fields ? FIELDS_INSTRUCTIONS : '',
     request.instructions?.trim()
       ? `Additional instructions from the application:\n<instructions>\n${neutralizeTags(request.instructions.trim())}\n</instructions>`
       : '',
@@ -171,7 +215,7 @@ export function buildExtractionPrompt(request: ExtractionRequest): ExtractionPro
         `<message index="${index + 1}" role="${message.role}">\n${neutralizeTags(message.content)}\n</message>`,
     )
     .join('\n');
-  const user = `<previous_context>\n${describePrevious(request.previous, request.planning)}\n</previous_context>\n\n<transcript>\n${transcript}\n</transcript>\n\nReturn the next session context as JSON.`;
+  const user = `<previous_context>\n${describePrevious(request.previous, request.planning, request.fields)}\n</previous_context>\n\n<transcript>\n${transcript}\n</transcript>\n\nReturn the next session context as JSON.`;
   return { system, user };
 }
 
@@ -203,6 +247,7 @@ export function parseExtractionOutput(
   output: unknown,
   options: {
     planning: boolean;
+    fields?: ExtractionFields;
     /** Called, only when the output is accepted, with the keys it dropped (if it dropped any). */
     onTolerated?: (tolerated: ToleratedOutput) => void;
   },
@@ -226,7 +271,10 @@ export function parseExtractionOutput(
   if (value === null || value === undefined) {
     throw new ExtractionError('empty', 'The model returned no output');
   }
-  const schema = options.planning ? planningOutputSchema : summaryOutputSchema;
+  const base = options.planning ? planningOutputSchema : summaryOutputSchema;
+  const schema = options.fields
+    ? base.extend({ fields: fieldsOutputSchema(options.fields) })
+    : base;
   const accepted = tolerateEmptyExtras(
     value,
     Object.keys(schema.shape),
@@ -245,8 +293,11 @@ export function parseExtractionOutput(
     );
   }
   if (accepted.tolerated) options.onTolerated?.(accepted.tolerated);
-  const data = parsed.data as z.infer<typeof planningOutputSchema>;
-  if (!options.planning) return { summary: data.summary };
+  const data = parsed.data as z.infer<typeof planningOutputSchema> & {
+    fields?: Record<string, unknown> | null;
+  };
+  const fields = data.fields ? { fields: data.fields } : {};
+  if (!options.planning) return { summary: data.summary, ...fields };
   const plan = data.plan;
   const progress =
     plan === null
@@ -255,5 +306,5 @@ export function parseExtractionOutput(
           .filter((number) => number >= 1 && number <= plan.length)
           .sort((a, b) => a - b)
           .map((number) => plan[number - 1] as string);
-  return { summary: data.summary, goal: data.goal, plan, progress };
+  return { summary: data.summary, goal: data.goal, plan, progress, ...fields };
 }

@@ -1,5 +1,6 @@
 import { ContextError, ExtractionError, StorageError, VersionConflictError } from './errors.js';
 import type { ContextExtractor, TokenUsage } from './extraction.js';
+import { applyFieldsPolicy, type CompiledFields, readFields } from './fields.js';
 import { applyUpdatePolicy, messagesForExtraction } from './policy.js';
 import type { ContextRepository } from './repository.js';
 import { ContextDraftSchema, type SessionContext, toValidationIssues } from './schema.js';
@@ -15,6 +16,8 @@ export interface FoldSettings {
   extractor: ContextExtractor;
   planning: boolean;
   instructions: string | undefined;
+  /** The application's custom fields, compiled; undefined when it declared none. */
+  fields: CompiledFields | undefined;
   maxConflictRetries: number;
   /** Time limit of one extraction; 0 disables it. */
   timeoutMs: number;
@@ -105,7 +108,10 @@ export function selectBatch(
   return { apply, reject, owner };
 }
 
-/** One extraction with the time limit and the caller's signal; the draft is validated. */
+/**
+ * One extraction with the time limit and the caller's signal; the draft is validated, and the
+ * custom fields are applied to the stored ones (an invalid value fails the extraction).
+ */
 async function extract(
   settings: FoldSettings,
   previous: SessionContext | null,
@@ -116,13 +122,20 @@ async function extract(
   const signals = [callerSignal, timeout].filter((signal): signal is AbortSignal => !!signal);
   const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
   const messages = messagesForExtraction(turns.flatMap((turn) => turn.messages));
+  const { fields } = settings;
+  // The model sees the declared fields only, as the application reads them.
+  const shown =
+    previous && fields
+      ? { ...previous, fields: readFields(previous.fields, fields).fields }
+      : previous;
   try {
     const result = await settings.extractor.extract(
       {
-        previous,
+        previous: shown as SessionContext | null,
         messages,
         planning: settings.planning,
         ...(settings.instructions ? { instructions: settings.instructions } : {}),
+        ...(fields ? { fields: fields.extraction } : {}),
       },
       signal ? { signal } : {},
     );
@@ -137,8 +150,10 @@ async function extract(
         { cause: draft.error },
       );
     }
+    const nextFields = applyFieldsPolicy(previous?.fields, draft.data.fields, fields);
     return {
       draft: draft.data,
+      fields: nextFields,
       // An extractor's usage is taken only as numbers: "12" + "3" must never become "123".
       usage: toTokenUsage(result.usage?.inputTokens, result.usage?.outputTokens),
       tolerated: result.tolerated,
@@ -213,6 +228,7 @@ export async function foldSession(
       }
       const { apply, reject, owner } = selectBatch(previous, pending, settings.maxInputChars);
       let content = previous;
+      let fields = previous?.fields ?? null;
       let messageCount = 0;
       let batchUsage: TokenUsage | undefined;
       if (apply.length > 0) {
@@ -225,6 +241,7 @@ export async function foldSession(
         batchUsage = result.usage;
         usage = addUsage(usage, result.usage);
         messageCount = result.messageCount;
+        fields = result.fields;
         content = {
           ...(previous as SessionContext),
           ...applyUpdatePolicy(previous, result.draft, { planning: settings.planning }),
@@ -242,6 +259,7 @@ export async function foldSession(
         // Never move backwards, even when instances' clocks disagree.
         updatedAt: previous && previous.updatedAt > now ? previous.updatedAt : now,
         version: (previous?.version ?? 0) + 1,
+        fields,
       };
       const folded = [...apply, ...reject];
       try {

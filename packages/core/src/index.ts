@@ -21,9 +21,19 @@ export type {
   TokenUsage,
 } from './extraction.js';
 export type { ToleratedOutput } from './extraction-tolerance.js';
+export {
+  type ExtractionFields,
+  type FieldMeta,
+  type FieldsSchema,
+  type FieldValues,
+  type InvalidField,
+  MAX_FIELDS,
+} from './fields.js';
 export { createMemoryRepository, type MemoryRepositoryOptions } from './memory-repository.js';
 export { UPDATE_MODES, type UpdateMode } from './policy.js';
 export {
+  type AnySessionContext,
+  formatFieldValue,
   formatSessionContext,
   injectSessionContext,
   MIN_RENDER_CHARS,
@@ -44,17 +54,25 @@ export {
   assertValidSnapshot,
   type ContextDraft,
   ContextDraftSchema,
+  type JsonValue,
   LIMITS,
   type Message,
   MessageSchema,
   type Role,
   RoleSchema,
   type SessionContext,
+  type SessionContextBase,
   SessionContextSchema,
   SessionIdSchema,
+  type StoredFields,
+  StoredFieldsSchema,
   UserIdSchema,
 } from './schema.js';
-export { SessionContextStore } from './store.js';
+export {
+  type FieldsOf,
+  SessionContextStore,
+  type SessionContextStoreOptions,
+} from './store.js';
 export type {
   BackgroundConfig,
   FoldConfig,

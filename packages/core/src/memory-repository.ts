@@ -65,7 +65,7 @@ function createMemoryDriver(): ContextDriver {
   return {
     specVersion: 1,
     name: 'memory',
-    supports: { ttl: true, history: true, turnLog: true },
+    supports: { ttl: true, history: true, turnLog: true, fields: true },
 
     read({ sessionId, now }) {
       const entry = entries.get(sessionId);

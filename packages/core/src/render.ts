@@ -1,5 +1,6 @@
 import { ValidationError } from './errors.js';
-import type { SessionContext } from './schema.js';
+import { compileFields, type FieldsSchema } from './fields.js';
+import type { SessionContextBase } from './schema.js';
 import { neutralizeTags, SESSION_CONTEXT_TAG, toSingleLine } from './text.js';
 
 /** Options of {@link renderSessionContext}. */
@@ -11,7 +12,17 @@ export interface RenderOptions {
    * @default undefined (no limit)
    */
   maxChars?: number;
+  /**
+   * The custom fields schema: which fields are rendered, in which order, with which labels (a
+   * field's `.meta({ title })`, else its key). Stored fields it does not declare are not rendered.
+   * `null`: no custom field is rendered (what a store without a fields schema renders). A store
+   * passes its own. @default every stored field, keys in code-unit order, the key as label
+   */
+  fields?: FieldsSchema | null;
 }
+
+/** A snapshot with untyped or typed custom fields (any `SessionContext`). */
+export type AnySessionContext = SessionContextBase & { fields?: object | null };
 
 /** The smallest accepted `maxChars`. */
 export const MIN_RENDER_CHARS = 64;
@@ -25,7 +36,38 @@ interface Sections {
   rest: string[];
 }
 
-function buildSections(context: SessionContext): Sections {
+/**
+ * One field value on one line: text as is, numbers and booleans as JSON, arrays as their items
+ * joined with `, `, anything else (nested JSON kept by an older schema) as JSON. Empty when there
+ * is nothing to show (null, blank text, an empty array).
+ */
+export function formatFieldValue(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return toSingleLine(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value) && value.every((item) => typeof item !== 'object' || item === null)) {
+    return value.map(formatFieldValue).filter(Boolean).join(', ');
+  }
+  return toSingleLine(JSON.stringify(value));
+}
+
+function fieldLines(context: AnySessionContext, options: RenderOptions): string[] {
+  const stored = context.fields as Record<string, unknown> | null | undefined;
+  if (!stored || options.fields === null) return [];
+  const labels = options.fields
+    ? compileFields(options.fields).definitions.map(({ key, label }) => [key, label] as const)
+    : Object.keys(stored)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+        .map((key) => [key, key] as const);
+  const lines: string[] = [];
+  for (const [key, label] of labels) {
+    const value = Object.hasOwn(stored, key) ? formatFieldValue(stored[key]) : '';
+    if (value) lines.push(`  ${neutralizeTags(toSingleLine(label))}: ${neutralizeTags(value)}`);
+  }
+  return lines;
+}
+
+function buildSections(context: AnySessionContext, options: RenderOptions): Sections {
   const summary = neutralizeTags(context.summary.trim());
   const rest: string[] = [];
   const goal = context.goal === null ? '' : neutralizeTags(toSingleLine(context.goal));
@@ -40,6 +82,8 @@ function buildSections(context: SessionContext): Sections {
     .map((step) => neutralizeTags(toSingleLine(step)))
     .filter(Boolean);
   if (done.length > 0) rest.push(['Completed:', ...done.map((step) => `  ✓ ${step}`)].join('\n'));
+  const fields = fieldLines(context, options);
+  if (fields.length > 0) rest.push(['Fields:', ...fields].join('\n'));
   return { summary, rest };
 }
 
@@ -71,18 +115,23 @@ function cut(text: string, length: number): string {
  *
  * Completed:
  *   ✓ …
+ *
+ * Fields:
+ *   Target platform: fly
  * </session_context>
  * ```
  *
- * Sections without content are left out; an empty snapshot (or `null`) renders as `""`. Text from
- * users and models is neutralised so it cannot open or close the block's tags.
+ * Sections without content are left out; an empty snapshot (or `null`) renders as `""`. Custom
+ * fields come last, one `  <label>: <value>` line each (see {@link formatFieldValue}), fields
+ * without a value left out. Text from users and models, labels included, is neutralised so it
+ * cannot open or close the block's tags.
  */
 export function renderSessionContext(
-  context: SessionContext | null,
+  context: AnySessionContext | null,
   options: RenderOptions = {},
 ): string {
   if (!context) return '';
-  const { summary, rest } = buildSections(context);
+  const { summary, rest } = buildSections(context, options);
   let body = assemble(summary, rest);
   if (!body) return '';
   const { maxChars } = options;
@@ -117,7 +166,7 @@ export function renderSessionContext(
  */
 export function injectSessionContext(
   basePrompt: string,
-  context: SessionContext | null,
+  context: AnySessionContext | null,
   options?: RenderOptions,
 ): string {
   const block = renderSessionContext(context, options);
@@ -129,7 +178,10 @@ export function injectSessionContext(
  * A human-readable, multi-line description of one snapshot for logs, terminals and debugging:
  * identity, version, timestamps, then every field (plan steps checked when completed).
  */
-export function formatSessionContext(context: SessionContext | null): string {
+export function formatSessionContext(
+  context: AnySessionContext | null,
+  options: Pick<RenderOptions, 'fields'> = {},
+): string {
   if (!context) return '(no session context)';
   const lines = [
     `Session ${context.sessionId}${context.userId === null ? '' : ` (user ${context.userId})`}`,
@@ -150,5 +202,7 @@ export function formatSessionContext(context: SessionContext | null): string {
   if (context.progress !== null) {
     lines.push('', `Completed: ${context.progress.length} of ${context.plan?.length ?? 0} steps`);
   }
+  const fields = fieldLines(context, options);
+  if (fields.length > 0) lines.push('', 'Fields:', ...fields);
   return lines.join('\n');
 }

@@ -2,6 +2,7 @@ import { ValidationError } from './errors.js';
 import {
   assertValidSessionId,
   assertValidSnapshot,
+  canonicalFields,
   parseOrThrow,
   type SessionContext,
   UserIdSchema,
@@ -69,6 +70,11 @@ export interface RepositoryCapabilities {
   history: boolean;
   /** Turns are recorded in a pending log and folded by `save`; see {@link TurnLog}. */
   turnLog: boolean;
+  /**
+   * Custom fields (`snapshot.fields`) are stored and read back. A repository without it refuses to
+   * save a snapshot with fields, and a store with `fields` refuses the repository.
+   */
+  fields: boolean;
 }
 
 /**
@@ -233,7 +239,10 @@ export function assertValidSave(snapshot: SessionContext, options: SaveOptions):
   }
 }
 
-/** A deep copy, so that callers never share mutable arrays or dates with a repository. */
+/**
+ * A deep copy, so that callers never share mutable arrays or dates with a repository. `fields` is
+ * always present (`null` when none) and in canonical key order (see `canonicalFields`).
+ */
 export function cloneSnapshot(snapshot: SessionContext): SessionContext {
   return {
     sessionId: snapshot.sessionId,
@@ -245,5 +254,6 @@ export function cloneSnapshot(snapshot: SessionContext): SessionContext {
     createdAt: new Date(snapshot.createdAt.getTime()),
     updatedAt: new Date(snapshot.updatedAt.getTime()),
     version: snapshot.version,
+    fields: canonicalFields(snapshot.fields),
   };
 }

@@ -26,6 +26,10 @@ export const LIMITS = {
   minTimestamp: -62_135_596_800_000,
   /** Latest storable `createdAt`/`updatedAt`: 9999-12-31T23:59:59.999Z (epoch ms). */
   maxTimestamp: 253_402_300_799_999,
+  /** Custom fields: up to 100 000 characters once serialised as JSON. */
+  fieldsMaxLength: 100_000,
+  /** Custom fields: JSON nested at most 16 levels deep (the fields object is level 1). */
+  fieldsMaxDepth: 16,
 } as const;
 
 // Text must survive every backend unchanged: PostgreSQL rejects U+0000, and a lone UTF-16
@@ -90,6 +94,104 @@ export interface Message {
   content: string;
 }
 
+/** A JSON value, as custom fields are stored. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/**
+ * The custom fields of a snapshot as a repository stores them: one JSON object (every backend keeps
+ * it in one JSON column or hash field, whatever the fields are). Keys are 1–256 characters and not
+ * `__proto__`; strings are storable text (no U+0000, no lone surrogate); numbers are finite (`-0` is
+ * stored as `0`); at most {@link LIMITS.fieldsMaxDepth} levels and {@link LIMITS.fieldsMaxLength}
+ * characters of JSON.
+ */
+export type StoredFields = { [key: string]: JsonValue };
+
+function jsonProblem(value: unknown, path: string, depth: number): string | null {
+  if (value === null || typeof value === 'boolean') return null;
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return `${path}: must not contain U+0000 (NUL)`;
+    return isWellFormedText(value) ? null : `${path}: must be well-formed Unicode`;
+  }
+  if (typeof value === 'number') {
+    return Number.isFinite(value) ? null : `${path}: must be a finite number`;
+  }
+  if (typeof value !== 'object') return `${path}: ${typeof value} is not a JSON value`;
+  if (depth > LIMITS.fieldsMaxDepth) {
+    return `${path}: nested deeper than ${LIMITS.fieldsMaxDepth} levels`;
+  }
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const problem = jsonProblem(item, `${path}.${index}`, depth + 1);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) {
+    return `${path}: must be a plain object, an array or a primitive JSON value`;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (key.length === 0 || key.length > LIMITS.idMaxLength || key === '__proto__') {
+      return `${path}: key ${JSON.stringify(key)} must be 1–${LIMITS.idMaxLength} characters and not __proto__`;
+    }
+    if (key.includes('\u0000') || !isWellFormedText(key)) {
+      return `${path}: key ${JSON.stringify(key)} must be storable text`;
+    }
+    const problem = jsonProblem(item, `${path}.${key}`, depth + 1);
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/**
+ * Why `value` cannot be stored as custom fields (see {@link StoredFields}), or null when it can.
+ * `undefined` values are refused: JSON would drop them, and nothing stored may change.
+ */
+export function storedFieldsProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return 'fields: must be a JSON object or null';
+  }
+  const problem = jsonProblem(value, 'fields', 1);
+  if (problem) return problem;
+  const length = JSON.stringify(value).length;
+  return length > LIMITS.fieldsMaxLength
+    ? `fields: ${length} characters of JSON, more than ${LIMITS.fieldsMaxLength}`
+    : null;
+}
+
+/** Validates {@link StoredFields}. */
+export const StoredFieldsSchema = z.custom<StoredFields>().superRefine((value, context) => {
+  const problem = storedFieldsProblem(value);
+  if (problem) context.addIssue({ code: 'custom', message: problem });
+});
+
+/**
+ * A JSON copy of stored fields with object keys in code-unit order at every level: what every
+ * repository stores and returns, so that a snapshot reads back the same from every backend (some
+ * databases reorder JSON keys).
+ */
+export function canonicalFields(fields: StoredFields | null | undefined): StoredFields | null {
+  if (fields === null || fields === undefined) return null;
+  return canonicalJson(fields) as StoredFields;
+}
+
+function canonicalJson(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(canonicalJson);
+  if (typeof value === 'number') return value === 0 ? 0 : value;
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .map((key) => [key, canonicalJson(value[key] as JsonValue)]),
+  );
+}
+
 /** The stored snapshot of one session. Replaced on every update, never accumulated. */
 export const SessionContextSchema = z.object({
   sessionId: SessionIdSchema,
@@ -101,15 +203,16 @@ export const SessionContextSchema = z.object({
   createdAt: timestamp,
   updatedAt: timestamp,
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  fields: StoredFieldsSchema.nullable().optional(),
 });
 
 /**
- * The stored snapshot of one session.
+ * The built-in part of a snapshot: everything but the custom fields.
  *
  * `version` is 1 on the first write and grows by 1 on every write: it is the optimistic
  * concurrency token given back to `save` as `expectedVersion`.
  */
-export interface SessionContext {
+export interface SessionContextBase {
   /** Unique session id (1–256 characters). */
   sessionId: string;
   /** The owner of the session, or null for an anonymous session. */
@@ -127,6 +230,18 @@ export interface SessionContext {
   version: number;
 }
 
+/**
+ * The stored snapshot of one session.
+ *
+ * `fields` holds the application's custom fields (see the `fields` option of
+ * `SessionContextStore`), `null` when none is set. Without a type argument it is the stored JSON
+ * object and may be omitted when writing (the same as `null`); repositories always return it. With
+ * the fields' type (`SessionContext<{ platform: string | null }>`, what a store with `fields`
+ * returns) it is that typed object, every declared field present (`null` when unset).
+ */
+export type SessionContext<F extends object | undefined = undefined> = SessionContextBase &
+  (F extends object ? { fields: F | null } : { fields?: StoredFields | null });
+
 /** A turn to record in the turn log: an id, its sender, and 1–1000 messages. */
 export const TurnInputSchema = z.object({
   turnId: TurnIdSchema,
@@ -140,12 +255,23 @@ export const ContextDraftSchema = z.object({
   goal: SessionContextSchema.shape.goal.optional(),
   plan: SessionContextSchema.shape.plan.optional(),
   progress: SessionContextSchema.shape.progress.optional(),
+  fields: z.record(z.string(), z.unknown()).nullable().optional(),
 });
-export interface ContextDraft {
+
+/**
+ * The content an extractor produces. `fields` (custom fields) gives a value for each field to set;
+ * a field that is absent or `null` keeps its stored value, unless it is declared clearable (then
+ * `null` clears it). With the fields' type (`ContextDraft<{ platform: string | null }>`) the keys
+ * and values are typed.
+ */
+export interface ContextDraft<F extends object | undefined = undefined> {
   summary: string;
   goal?: string | null;
   plan?: string[] | null;
   progress?: string[] | null;
+  fields?:
+    | (F extends object ? { [K in keyof F]?: F[K] | null } : { [key: string]: unknown })
+    | null;
 }
 
 /** Turns zod issues into our `path: message` list. */

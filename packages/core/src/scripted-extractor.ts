@@ -1,27 +1,31 @@
 import { ExtractionError } from './errors.js';
-import type {
-  ContextExtractor,
-  ExtractionRequest,
-  ExtractionResult,
-  TokenUsage,
-} from './extraction.js';
+import type { ContextExtractor, ExtractionRequest, TokenUsage } from './extraction.js';
 import { type ContextDraft, ContextDraftSchema, toValidationIssues } from './schema.js';
 
-/** One scripted reply: a draft, a full result, an error to throw, or a function of the request. */
-export type ScriptedReply =
-  | ContextDraft
-  | ExtractionResult
+/** A scripted result; `F` types the draft's custom fields. */
+export interface ScriptedResult<F extends object | undefined = undefined> {
+  draft: ContextDraft<F>;
+  usage?: TokenUsage;
+}
+
+/**
+ * One scripted reply: a draft, a full result, an error to throw, or a function of the request.
+ * `F` types the custom fields of drafts (e.g. `FieldValues<typeof fields>`).
+ */
+export type ScriptedReply<F extends object | undefined = undefined> =
+  | ContextDraft<F>
+  | ScriptedResult<F>
   | Error
   | ((
       request: ExtractionRequest,
-    ) => ContextDraft | ExtractionResult | Promise<ContextDraft | ExtractionResult>);
+    ) => ContextDraft<F> | ScriptedResult<F> | Promise<ContextDraft<F> | ScriptedResult<F>>);
 
 /** Options of {@link createScriptedExtractor}. */
-export interface ScriptedExtractorOptions {
+export interface ScriptedExtractorOptions<F extends object | undefined = undefined> {
   /** Replies used in order, one per call. When they run out, `fallback` answers. */
-  replies?: ScriptedReply[];
+  replies?: ScriptedReply<F>[];
   /** Answers when `replies` are used up. @default throws an `EXTRACTION_FAILED` error */
-  fallback?: ScriptedReply;
+  fallback?: ScriptedReply<F>;
   /** Usage reported with drafts that carry none. @default { inputTokens: 0, outputTokens: 0 } */
   usage?: TokenUsage;
   /** Milliseconds to wait before answering (abort signals are honoured while waiting). @default 0 */
@@ -34,7 +38,9 @@ export interface ScriptedExtractor extends ContextExtractor {
   readonly requests: ExtractionRequest[];
 }
 
-function isResult(value: ContextDraft | ExtractionResult): value is ExtractionResult {
+function isResult<F extends object | undefined>(
+  value: ContextDraft<F> | ScriptedResult<F>,
+): value is ScriptedResult<F> {
   return typeof value === 'object' && value !== null && 'draft' in value;
 }
 
@@ -53,9 +59,15 @@ function abortError(signal: AbortSignal): ExtractionError {
  *   replies: [{ summary: 'User asks PUT vs PATCH for a todo API.' }],
  *   fallback: (request) => ({ summary: `${request.previous?.summary ?? ''} +1` }),
  * });
+ * // with custom fields: replies typed by the store's fields schema
+ * const typed = createScriptedExtractor<FieldValues<typeof fields>>({
+ *   replies: [{ summary: 'Deploying to Fly.io.', fields: { platform: 'fly' } }],
+ * });
  * ```
  */
-export function createScriptedExtractor(options: ScriptedExtractorOptions = {}): ScriptedExtractor {
+export function createScriptedExtractor<F extends object | undefined = undefined>(
+  options: ScriptedExtractorOptions<F> = {},
+): ScriptedExtractor {
   const replies = [...(options.replies ?? [])];
   const requests: ExtractionRequest[] = [];
   return {

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { ContextError } from './errors.js';
 import type { TokenUsage } from './extraction.js';
+import type { InvalidField } from './fields.js';
 import type { FoldEvent } from './fold.js';
 import { UPDATE_MODES, type UpdateMode } from './policy.js';
 import { MIN_RENDER_CHARS, type RenderOptions } from './render.js';
-import type { SessionContext } from './schema.js';
+import type { SessionContext, SessionContextBase } from './schema.js';
 import {
   type Message,
   MessageSchema,
@@ -93,10 +94,13 @@ export interface UpdateInput {
   turnId?: string;
 }
 
-/** What {@link SessionContextStore.update} did. */
-export interface UpdateResult {
+/**
+ * What {@link SessionContextStore.update} did. `C`: the snapshot type, `SessionContext<F>` for a
+ * store with typed custom fields.
+ */
+export interface UpdateResult<C extends SessionContextBase = SessionContext> {
   /** The stored snapshot after the call (unchanged when skipped), or null when there is none. */
-  context: SessionContext | null;
+  context: C | null;
   /** Whether the turn is folded into a stored version (false when skipped). */
   updated: boolean;
   /**
@@ -152,6 +156,17 @@ export type SessionContextEvent =
       /** A background fold will be tried again after `retryInMs`. */
       willRetry: boolean;
       retryInMs?: number;
+    }
+  | {
+      /**
+       * A read found stored custom-field values that the store's fields schema no longer accepts
+       * (the schema changed): they read as null and stay untouched in storage until the model
+       * writes a new value.
+       */
+      type: 'invalid-fields';
+      sessionId: string;
+      version: number;
+      fields: InvalidField[];
     }
   | {
       type: 'messages-dropped';

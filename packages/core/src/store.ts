@@ -11,6 +11,13 @@ import {
 } from './errors.js';
 import type { ContextExtractor, TokenUsage } from './extraction.js';
 import {
+  type CompiledFields,
+  compileFields,
+  type FieldsSchema,
+  type FieldValues,
+  readFields,
+} from './fields.js';
+import {
   type FoldEvent,
   type FoldOutcome,
   type FoldSettings,
@@ -25,7 +32,7 @@ import {
   type RenderOptions,
   renderSessionContext,
 } from './render.js';
-import type { ContextRepository, ListPage, ListQuery } from './repository.js';
+import type { ContextRepository, ListQuery } from './repository.js';
 import { parseOrThrow, type SessionContext, SessionIdSchema } from './schema.js';
 import {
   configSchema,
@@ -50,6 +57,37 @@ function hasTurnLog(repository: ContextRepository): repository is TurnLogReposit
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The typed `fields` of a store's snapshots: `FieldValues<S>` with a fields schema, else untyped. */
+export type FieldsOf<S extends FieldsSchema | undefined> = S extends FieldsSchema
+  ? FieldValues<S>
+  : undefined;
+
+/** Options of a {@link SessionContextStore}. */
+export interface SessionContextStoreOptions<S extends FieldsSchema | undefined = undefined> {
+  repository: ContextRepository;
+  extractor: ContextExtractor;
+  config?: SessionContextConfig;
+  /**
+   * Custom fields: a zod 4 object schema, each field with a `.describe()` that tells the model what
+   * it holds, and optionally `.meta({ title: 'Label', ctx: { clearable: true } })`. Supported field
+   * types: string, number, integer, boolean, enum of strings, an array of one of those (nullable or
+   * optional allowed). The fields are extracted with the built-in ones, validated, stored in the
+   * snapshot's `fields` and rendered after the built-in sections. A field keeps its value when the
+   * model omits it or returns null, unless it is `clearable`. Invalid schemas are refused with
+   * `INVALID_CONFIG`; the repository must declare `capabilities.fields`.
+   *
+   * @example
+   * ```ts
+   * fields: z.object({
+   *   platform: z.enum(['fly', 'render', 'aws']).describe('The platform the app is deployed to')
+   *     .meta({ title: 'Target platform' }),
+   *   orderNumber: z.string().describe('The order the support chat is about'),
+   * })
+   * ```
+   */
+  fields?: S;
+}
 
 /**
  * The orchestrator: keeps one session context per conversation up to date and renders it for the
@@ -80,10 +118,16 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * const system = await store.buildSystemPrompt('s1', 'You are a helpful assistant.', { userId: 'u1' });
  * ```
  */
-export class SessionContextStore {
+export class SessionContextStore<S extends FieldsSchema | undefined = undefined> {
   readonly repository: ContextRepository;
   readonly extractor: ContextExtractor;
   readonly config: Readonly<SessionContextConfig>;
+  /**
+   * The custom fields schema given as the `fields` option, if any (typed loosely, so that a store
+   * with fields goes wherever a `SessionContextStore` is taken; `get()` carries the typing).
+   */
+  readonly fields: FieldsSchema | undefined;
+  readonly #fields: CompiledFields | undefined;
 
   readonly #log: TurnLogRepository;
   readonly #fold: Omit<FoldSettings, 'emit'>;
@@ -96,11 +140,7 @@ export class SessionContextStore {
   readonly #instance = randomUUID();
   #closed = false;
 
-  constructor(options: {
-    repository: ContextRepository;
-    extractor: ContextExtractor;
-    config?: SessionContextConfig;
-  }) {
+  constructor(options: SessionContextStoreOptions<S>) {
     const issues = [];
     if (
       typeof options?.repository?.get !== 'function' ||
@@ -120,6 +160,17 @@ export class SessionContextStore {
     if (typeof options?.extractor?.extract !== 'function') {
       issues.push({ path: 'extractor', message: 'must be a ContextExtractor (extract)' });
     }
+    if (
+      options?.fields !== undefined &&
+      issues.length === 0 &&
+      options.repository.capabilities?.fields !== true
+    ) {
+      issues.push({
+        path: 'repository',
+        message:
+          'does not store custom fields (capabilities.fields): every built-in repository does',
+      });
+    }
     if (issues.length > 0) {
       throw new ValidationError(
         'INVALID_CONFIG',
@@ -127,6 +178,7 @@ export class SessionContextStore {
         { issues },
       );
     }
+    const fields = options.fields === undefined ? undefined : compileFields(options.fields);
     const config = parseOrThrow(
       configSchema,
       options.config ?? {},
@@ -149,12 +201,15 @@ export class SessionContextStore {
     this.#log = options.repository as TurnLogRepository;
     this.extractor = options.extractor;
     this.config = Object.freeze({ ...(options.config ?? {}) });
+    this.fields = options.fields;
+    this.#fields = fields;
     const leaseTtlMs = config.fold?.leaseTtlMs ?? 10_000;
     this.#fold = {
       repository: this.#log,
       extractor: options.extractor,
       planning: config.enablePlanning ?? false,
       instructions: config.instructions,
+      fields,
       maxConflictRetries: config.maxConflictRetries ?? 3,
       timeoutMs: config.extractionTimeoutMs ?? 120_000,
       maxInputChars: config.fold?.maxInputChars ?? 200_000,
@@ -182,7 +237,10 @@ export class SessionContextStore {
    * next update, background fold or drain folds it, and calling `update` again with the same
    * `turnId` never folds it twice.
    */
-  async update(input: UpdateInput, options?: { signal?: AbortSignal }): Promise<UpdateResult> {
+  async update(
+    input: UpdateInput,
+    options?: { signal?: AbortSignal },
+  ): Promise<UpdateResult<SessionContext<FieldsOf<S>>>> {
     this.#assertOpen('update');
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
     const { sessionId, userId } = parsed;
@@ -198,14 +256,15 @@ export class SessionContextStore {
           background: false,
         });
         return {
-          context,
+          context: this.#view(context),
           updated: false,
           skipped: 'no-conversational-content',
           conflictRetries: 0,
         };
       }
       const turnId = await this.#record(parsed);
-      return await this.#waitForFold(sessionId, userId, turnId, options?.signal);
+      const result = await this.#waitForFold(sessionId, userId, turnId, options?.signal);
+      return { ...result, context: this.#view(result.context) };
     } catch (error) {
       const failure = toContextError(error, 'storage');
       this.#emit({
@@ -331,18 +390,23 @@ export class SessionContextStore {
   }
 
   /** The session's snapshot, or null. `OWNERSHIP_MISMATCH` when `userId` is not its owner. */
-  async get(sessionId: string, options?: { userId?: string }): Promise<SessionContext | null> {
+  async get(
+    sessionId: string,
+    options?: { userId?: string },
+  ): Promise<SessionContext<FieldsOf<S>> | null> {
     this.#assertOpen('get');
     parseOrThrow(SessionIdSchema, sessionId, 'session id');
     const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
     const context = await this.#read(sessionId);
     this.#assertOwner(context, userId, sessionId);
-    return context;
+    return this.#view(context);
   }
 
   /** The block for the system prompt ("" when there is nothing yet). See {@link renderSessionContext}. */
   async render(sessionId: string, options?: { userId?: string } & RenderOptions): Promise<string> {
-    const context = await this.get(sessionId, { userId: options?.userId });
+    const context = (await this.get(sessionId, {
+      userId: options?.userId,
+    })) as SessionContext | null;
     return renderSessionContext(context, this.#renderOptions(options));
   }
 
@@ -352,7 +416,9 @@ export class SessionContextStore {
     basePrompt: string,
     options?: { userId?: string } & RenderOptions,
   ): Promise<string> {
-    const context = await this.get(sessionId, { userId: options?.userId });
+    const context = (await this.get(sessionId, {
+      userId: options?.userId,
+    })) as SessionContext | null;
     return injectSessionContext(basePrompt, context, this.#renderOptions(options));
   }
 
@@ -364,7 +430,12 @@ export class SessionContextStore {
     sessionId: string,
     options?: { userId?: string; log?: (text: string) => void },
   ): Promise<string> {
-    const text = formatSessionContext(await this.get(sessionId, { userId: options?.userId }));
+    const context = (await this.get(sessionId, {
+      userId: options?.userId,
+    })) as SessionContext | null;
+    const text = formatSessionContext(context, {
+      fields: this.#fields?.schema ?? null,
+    });
     (options?.log ?? console.log)(text);
     return text;
   }
@@ -385,13 +456,20 @@ export class SessionContextStore {
   }
 
   /** A page of sessions, most recently updated first; pass `userId` to list one user's sessions. */
-  async list(query?: ListQuery): Promise<ListPage> {
+  async list(
+    query?: ListQuery,
+  ): Promise<{ items: SessionContext<FieldsOf<S>>[]; nextCursor: string | null }> {
     this.#assertOpen('list');
+    let page: Awaited<ReturnType<ContextRepository['list']>>;
     try {
-      return await this.repository.list(query);
+      page = await this.repository.list(query);
     } catch (error) {
       throw toContextError(error, 'storage');
     }
+    return {
+      items: page.items.map((item) => this.#view(item) as SessionContext<FieldsOf<S>>),
+      nextCursor: page.nextCursor,
+    };
   }
 
   /** The session's pending (recorded, not yet folded) turns, oldest first. */
@@ -538,7 +616,32 @@ export class SessionContextStore {
     return {
       ...this.config.render,
       ...(options?.maxChars === undefined ? {} : { maxChars: options.maxChars }),
+      fields: this.#fields?.schema ?? null,
     };
+  }
+
+  /**
+   * What the application reads: with custom fields, the typed view of the stored ones (declared
+   * fields only; a stored value that no longer validates reads as null and is reported through
+   * `onEvent` as `invalid-fields`, never thrown); without, the snapshot as stored.
+   */
+  #view(context: SessionContext | null): SessionContext<FieldsOf<S>> | null {
+    if (!context) return null;
+    if (!this.#fields) {
+      return { ...context, fields: context.fields ?? null } as unknown as SessionContext<
+        FieldsOf<S>
+      >;
+    }
+    const { fields, invalid } = readFields(context.fields, this.#fields);
+    if (invalid.length > 0) {
+      this.#emit({
+        type: 'invalid-fields',
+        sessionId: context.sessionId,
+        version: context.version,
+        fields: invalid,
+      });
+    }
+    return { ...context, fields } as unknown as SessionContext<FieldsOf<S>>;
   }
 
   async #read(sessionId: string): Promise<SessionContext | null> {

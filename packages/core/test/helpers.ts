@@ -12,6 +12,7 @@ export function snapshot(overrides: Partial<SessionContext> = {}): SessionContex
     createdAt: at,
     updatedAt: at,
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

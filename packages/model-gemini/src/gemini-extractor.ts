@@ -326,7 +326,7 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
       const config: GenerateContentConfig = {
         systemInstruction: prompt.system,
         responseMimeType: 'application/json',
-        responseJsonSchema: getExtractionJsonSchema(request.planning),
+        responseJsonSchema: getExtractionJsonSchema(request.planning, request.fields),
         maxOutputTokens,
         automaticContinuation: false,
         abortSignal: call.signal,
@@ -340,7 +340,7 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
           contents: [{ role: 'user', parts: [{ text: prompt.user }] }],
           config,
         });
-        return readExtractionResponse(response, request.planning, maxOutputTokens);
+        return readExtractionResponse(response, request.planning, maxOutputTokens, request.fields);
       } catch (error) {
         throw toExtractionError(error, {
           callerSignal,

@@ -1,5 +1,6 @@
 import { ExtractionError, type ExtractionResult, type TokenUsage } from '@ctx/core';
 import {
+  type ExtractionFields,
   isTokenCount,
   parseExtractionOutput,
   type ToleratedOutput,
@@ -63,6 +64,7 @@ export function readExtractionResponse(
   response: unknown,
   planning: boolean,
   maxOutputTokens: number,
+  fields?: ExtractionFields,
 ): ExtractionResult {
   if (!isRecord(response)) {
     throw notTheReplyError(undefined, 'something that is not a Gemini response object');
@@ -123,6 +125,7 @@ export function readExtractionResponse(
   let tolerated: ToleratedOutput | undefined;
   const draft = parseExtractionOutput(output, {
     planning,
+    ...(fields ? { fields } : {}),
     onTolerated: (report) => {
       tolerated = report;
     },

@@ -195,7 +195,7 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
       ...request,
       instructions: mergeInstructions(resolved.instructions, request.instructions),
     });
-    const schema = getExtractionJsonSchema(request.planning);
+    const schema = getExtractionJsonSchema(request.planning, request.fields);
     const deadline = createDeadline(resolved.timeoutMs, callerSignal);
     try {
       let reply: ModelReply;
@@ -215,6 +215,7 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
       let tolerated: ToleratedOutput | undefined;
       const draft = parseExtractionOutput(reply.text, {
         planning: request.planning,
+        ...(request.fields ? { fields: request.fields } : {}),
         onTolerated: (report) => {
           tolerated = report;
         },

@@ -1,4 +1,4 @@
-import { type SessionContext, StorageError } from '@ctx/core';
+import { type SessionContext, StorageError, type StoredFields } from '@ctx/core';
 import type { ContextDriver, RepositorySettings } from '@ctx/core/adapter';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { integer, text } from './mysql-columns.js';
@@ -19,12 +19,14 @@ const COLUMNS = [
   'goal',
   'plan',
   'progress',
+  'fields',
   'created_at',
   'updated_at',
   'version',
 ];
 const LIVE = 'deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?)';
-const TOMBSTONE = 'user_id = NULL, summary = NULL, goal = NULL, plan = NULL, progress = NULL';
+const TOMBSTONE =
+  'user_id = NULL, summary = NULL, goal = NULL, plan = NULL, progress = NULL, fields = NULL';
 /** Rows one purge transaction turns into tombstones or deletes. */
 const PURGE_BATCH = 500;
 
@@ -38,6 +40,30 @@ interface StateRow extends RowDataPacket {
 const steps = (value: string[] | null): string | null =>
   value === null ? null : JSON.stringify(value);
 
+const json = (fields: StoredFields | null | undefined): string | null =>
+  fields ? JSON.stringify(fields) : null;
+
+function decodeFields(row: RowDataPacket): StoredFields | null {
+  if (row.fields === null || row.fields === undefined) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(row.fields);
+  } catch (error) {
+    throw corruptFields(row, error);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw corruptFields(row);
+  }
+  return value as StoredFields;
+}
+
+const corruptFields = (row: RowDataPacket, cause?: unknown) =>
+  new StorageError(
+    'STORAGE_ERROR',
+    `Stored session "${text(row.session_id)}" has an invalid fields column: the row was altered outside ctx. Fix or delete the row`,
+    cause === undefined ? undefined : { cause },
+  );
+
 function decode(row: RowDataPacket): SessionContext {
   return {
     sessionId: text(row.session_id),
@@ -49,6 +75,7 @@ function decode(row: RowDataPacket): SessionContext {
     createdAt: new Date(integer(row.created_at)),
     updatedAt: new Date(integer(row.updated_at)),
     version: integer(row.version),
+    fields: decodeFields(row),
   };
 }
 
@@ -121,7 +148,7 @@ export function createMysqlDriver(
     // The spec this driver was written against, not the installed core's: a mismatch must fail.
     specVersion: 1,
     name: 'MySQL',
-    supports: { ttl: true, history: true, turnLog: true },
+    supports: { ttl: true, history: true, turnLog: true, fields: true },
 
     init() {
       schema ??= ensureSchema(pool, names, { migrate: settings.migrate, now: settings.now() });
@@ -159,13 +186,14 @@ export function createMysqlDriver(
         // row lock of the UPDATE makes the version check and the write atomic. Only a refusal
         // reads the state it reports.
         const [result] = await pool.query<ResultSetHeader>(
-          `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ? WHERE session_id = ? AND version = ? AND ${LIVE}`,
+          `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, fields = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ? WHERE session_id = ? AND version = ? AND ${LIVE}`,
           [
             snapshot.userId,
             snapshot.summary,
             snapshot.goal,
             steps(snapshot.plan),
             steps(snapshot.progress),
+            json(snapshot.fields),
             snapshot.createdAt.getTime(),
             snapshot.updatedAt.getTime(),
             snapshot.version,
@@ -198,17 +226,18 @@ export function createMysqlDriver(
           snapshot.goal,
           steps(snapshot.plan),
           steps(snapshot.progress),
+          json(snapshot.fields),
           snapshot.createdAt.getTime(),
           snapshot.updatedAt.getTime(),
         ];
         if (row === undefined) {
           await connection.query(
-            `INSERT INTO ${table} (${columns}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            `INSERT INTO ${table} (${columns}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             [snapshot.sessionId, ...content, version, expiresAt],
           );
         } else {
           await connection.query(
-            `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ?, deleted_at = NULL WHERE session_id = ?`,
+            `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, fields = ?, created_at = ?, updated_at = ?, version = ?, expires_at = ?, deleted_at = NULL WHERE session_id = ?`,
             [...content, version, expiresAt, snapshot.sessionId],
           );
         }
@@ -219,7 +248,7 @@ export function createMysqlDriver(
             ]);
           }
           await connection.query(
-            `REPLACE INTO ${history} (session_id, version, user_id, summary, goal, plan, progress, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            `REPLACE INTO ${history} (session_id, version, user_id, summary, goal, plan, progress, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             [snapshot.sessionId, version, ...content],
           );
           if (version > historyLimit) {

@@ -2,7 +2,7 @@ import { StorageError, ValidationError } from '@ctx/core';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 
 /** The schema version this code reads and writes. A table at a higher version is refused. */
-export const MYSQL_SCHEMA_VERSION = 2;
+export const MYSQL_SCHEMA_VERSION = 3;
 
 /** The table that records, per session table, the schema version it is at. */
 export const MYSQL_META_TABLE = 'ctx_meta';
@@ -43,6 +43,11 @@ interface Migration {
   /** The tables the migration creates: when one is missing, the schema is below this version. */
   tables(names: MysqlTableNames): string[];
   statements(names: MysqlTableNames): string[];
+  /**
+   * Error numbers that mean a statement already ran (a migration cut short is run again from its
+   * first statement): e.g. 1060, a column that exists already.
+   */
+  alreadyApplied?: number[];
 }
 
 // Ids and owners are VARBINARY: compared byte by byte (UTF-8 order), and never equal when they
@@ -116,6 +121,18 @@ const MIGRATIONS: readonly Migration[] = [
   PRIMARY KEY (session_id)
 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
+  },
+  // Custom fields: one JSON text column for all of them, so a new field needs no migration.
+  // MySQL has no ADD COLUMN IF NOT EXISTS: a column that exists already (1060) counts as done.
+  {
+    version: 3,
+    name: 'add-custom-fields',
+    tables: ({ sessions, history }) => [sessions, history],
+    statements: ({ sessions, history }) => [
+      `ALTER TABLE \`${sessions}\` ADD COLUMN fields MEDIUMTEXT NULL`,
+      `ALTER TABLE \`${history}\` ADD COLUMN fields MEDIUMTEXT NULL`,
+    ],
+    alreadyApplied: [1060],
   },
 ];
 
@@ -227,7 +244,14 @@ async function applyMigrations(
   for (const migration of MIGRATIONS) {
     if (migration.version <= version) continue;
     // DDL commits implicitly in MySQL: the version is recorded after each step.
-    for (const statement of migration.statements(names)) await connection.query(statement);
+    for (const statement of migration.statements(names)) {
+      try {
+        await connection.query(statement);
+      } catch (error) {
+        const errno = (error as { errno?: unknown }).errno;
+        if (!migration.alreadyApplied?.includes(errno as number)) throw error;
+      }
+    }
     await connection.query(
       `UPDATE \`${MYSQL_META_TABLE}\` SET schema_version = ?, updated_at = ? WHERE table_name = ?`,
       [migration.version, now, names.sessions],

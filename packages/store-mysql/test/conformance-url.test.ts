@@ -11,7 +11,7 @@ const open = (options?: RepositoryFactoryOptions) =>
 
 describeContextRepository({
   name: 'mysql (URL, own pool)',
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   createRepository: open,
   createSecondConnection: open,
   readRaw: (sessionId) => readRawRow(raw, tableName, sessionId),

@@ -16,7 +16,7 @@ const ready = () => {
 
 describeContextRepository({
   name: 'mysql (injected pool)',
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   async createRepository(options) {
     await ready();
     return createMysqlRepository({ pool: first, tableName, ...options });

@@ -51,5 +51,6 @@ export async function readRawRow(
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     version: Number(row.version),
+    fields: row.fields === null ? null : JSON.parse(row.fields),
   };
 }

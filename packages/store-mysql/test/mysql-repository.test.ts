@@ -120,9 +120,19 @@ describe('options', () => {
   it('exposes the table name, the settings and the capabilities it was built with', () => {
     const repository = open({ ttlMs: 60_000, historyLimit: 2 });
     expect(repository.tableName).toBe(tableName);
-    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(repository.capabilities).toEqual({
+      ttl: true,
+      history: true,
+      turnLog: true,
+      fields: true,
+    });
     expect(repository.settings.ttlMs).toBe(60_000);
-    expect(open().capabilities).toEqual({ ttl: false, history: false, turnLog: true });
+    expect(open().capabilities).toEqual({
+      ttl: false,
+      history: false,
+      turnLog: true,
+      fields: true,
+    });
   });
 });
 

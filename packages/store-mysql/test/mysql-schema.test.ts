@@ -1,4 +1,4 @@
-import { makeSnapshot } from '@ctx/conformance';
+import { makeSnapshot, nextVersion } from '@ctx/conformance';
 import { ContextError } from '@ctx/core';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,11 @@ import {
 } from '../src/index.js';
 import { createTestPool, dropTables, randomTable } from './helpers.js';
 
-const MIGRATION_NAMES = ['1-create-sessions-and-history', '2-create-turns-and-leases'];
+const MIGRATION_NAMES = [
+  '1-create-sessions-and-history',
+  '2-create-turns-and-leases',
+  '3-add-custom-fields',
+];
 
 let pool: Pool;
 const pools: Pool[] = [];
@@ -161,6 +165,41 @@ describe('upgrades', () => {
       await rows('SELECT schema_version FROM ctx_meta WHERE table_name = ?', [tableName]),
     ).toEqual([{ schema_version: MYSQL_SCHEMA_VERSION }]);
     expect(await open({ tableName, migrate: false }).get(saved.sessionId)).toEqual(saved);
+  });
+
+  it('upgrades a version 2 table: the fields column is added, old rows read fields as null', async () => {
+    const tableName = freshTable();
+    const saved = await open({ tableName, historyLimit: 3 }).save(makeSnapshot(), {
+      expectedVersion: null,
+    });
+    // As a database written by version 2 of the schema.
+    await pool.query(`ALTER TABLE \`${tableName}\` DROP COLUMN fields`);
+    await pool.query(`ALTER TABLE \`${tableName}_history\` DROP COLUMN fields`);
+    await pool.query('UPDATE ctx_meta SET schema_version = 2 WHERE table_name = ?', [tableName]);
+    const checking = open({ tableName, migrate: false });
+    expect((await errorOf(() => checking.get(saved.sessionId))).message).toContain(
+      'schema version 2, older',
+    );
+    const upgrading = open({ tableName, historyLimit: 3 });
+    expect(await upgrading.migrate()).toEqual({
+      version: MYSQL_SCHEMA_VERSION,
+      applied: ['3-add-custom-fields'],
+    });
+    expect(await upgrading.get(saved.sessionId)).toEqual({ ...saved, fields: null });
+    const next = {
+      ...nextVersion(saved),
+      fields: { platform: 'fly', regions: ['fra'], note: 'ünï 🚀' },
+    };
+    await upgrading.save(next, { expectedVersion: 1 });
+    expect((await upgrading.get(saved.sessionId))?.fields).toEqual(next.fields);
+    expect((await upgrading.history!(saved.sessionId)).map((item) => item.fields)).toEqual([
+      next.fields,
+      null,
+    ]);
+    // Running the migration again (as after a crash before it was recorded) changes nothing.
+    await pool.query('UPDATE ctx_meta SET schema_version = 2 WHERE table_name = ?', [tableName]);
+    expect((await open({ tableName }).migrate()).applied).toEqual(['3-add-custom-fields']);
+    expect((await upgrading.get(saved.sessionId))?.fields).toEqual(next.fields);
   });
 
   it('a dropped turn-log table is SCHEMA_MISMATCH until migrate() creates it again', async () => {

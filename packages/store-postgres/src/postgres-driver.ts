@@ -50,7 +50,7 @@ export function createPostgresDriver(
   return {
     specVersion: DRIVER_SPEC_VERSION,
     name: 'PostgreSQL',
-    supports: { ttl: true, history: true, turnLog: true },
+    supports: { ttl: true, history: true, turnLog: true, fields: true },
     migrate,
 
     async init() {

@@ -8,7 +8,7 @@ import {
 } from './postgres-schema.js';
 
 /** The schema version this code reads and writes. `migrate()` brings a database up to it. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /** What {@link PostgresRepository.migrate} did. */
 export interface PostgresMigrationResult {
@@ -139,6 +139,22 @@ const STEPS: readonly MigrationStep[] = [
       // Version 2 has no turn log: pending turns not yet folded are lost with it.
       await query(`DROP TABLE IF EXISTS ${qualifiedLeases}`);
       await query(`DROP TABLE IF EXISTS ${qualifiedTurns}`);
+    },
+  },
+  {
+    // Custom fields: one jsonb column for all of them (a new field needs no migration). A
+    // nullable column without a default rewrites nothing; existing rows read as no fields.
+    version: 4,
+    name: 'AddCustomFields',
+    timestamp: 1827792000000,
+    async up(query, { qualifiedTable, qualifiedHistory }) {
+      await query(`ALTER TABLE ${qualifiedTable} ADD COLUMN fields jsonb NULL`);
+      await query(`ALTER TABLE ${qualifiedHistory} ADD COLUMN fields jsonb NULL`);
+    },
+    async down(query, { qualifiedTable, qualifiedHistory }) {
+      // Version 3 has no custom fields: they are lost with the columns.
+      await query(`ALTER TABLE ${qualifiedHistory} DROP COLUMN IF EXISTS fields`);
+      await query(`ALTER TABLE ${qualifiedTable} DROP COLUMN IF EXISTS fields`);
     },
   },
 ];

@@ -1,3 +1,4 @@
+import type { StoredFields } from '@ctx/core';
 import { assertValidTableName, DEFAULT_TABLE_NAME, invalidOption } from '@ctx/core/adapter';
 import { EntitySchema } from 'typeorm';
 
@@ -107,6 +108,8 @@ export interface SessionContextRow {
   goal: string | null;
   plan: string[] | null;
   progress: string[] | null;
+  /** The custom fields (one JSON object), `null` when none are set. */
+  fields: StoredFields | null;
   createdAt: Date;
   updatedAt: Date;
   version: number;
@@ -170,6 +173,7 @@ export function createPostgresEntities(options: PostgresTableOptions = {}): Post
     goal: { name: 'goal', type: 'text', nullable: true },
     plan: { name: 'plan', type: 'jsonb', nullable: true },
     progress: { name: 'progress', type: 'jsonb', nullable: true },
+    fields: { name: 'fields', type: 'jsonb', nullable: true },
     createdAt: { name: 'created_at', type: 'timestamptz' },
     updatedAt: { name: 'updated_at', type: 'timestamptz' },
     version: { name: 'version', type: 'bigint', transformer: bigintAsNumber },

@@ -1,4 +1,4 @@
-import type { SessionContext } from '@ctx/core';
+import type { SessionContext, StoredFields } from '@ctx/core';
 import type { Row } from './postgres-client.js';
 import type { TableNames } from './postgres-schema.js';
 
@@ -22,7 +22,7 @@ function live(now: string, alias = ''): string {
 /** Columns selected for a snapshot (of table `alias`); timestamps as exact epoch milliseconds. */
 function projection(alias = ''): string {
   const p = alias === '' ? '' : `${alias}.`;
-  return `${p}session_id, ${p}user_id, ${p}summary, ${p}goal, ${p}plan, ${p}progress,
+  return `${p}session_id, ${p}user_id, ${p}summary, ${p}goal, ${p}plan, ${p}progress, ${p}fields,
   (extract(epoch FROM ${p}created_at) * 1000)::float8 AS created_at_ms,
   (extract(epoch FROM ${p}updated_at) * 1000)::float8 AS updated_at_ms,
   ${p}version`;
@@ -31,13 +31,15 @@ function projection(alias = ''): string {
 const PROJECTION = projection();
 
 const HISTORY_COLUMNS =
-  'session_id, version, user_id, summary, goal, plan, progress, created_at, updated_at';
+  'session_id, version, user_id, summary, goal, plan, progress, fields, created_at, updated_at';
 
 /** What a tombstone keeps: the id, the last version and the timestamps; no content, no owner. */
-const BLANK = "user_id = NULL, summary = '', goal = NULL, plan = NULL, progress = NULL";
+const BLANK =
+  "user_id = NULL, summary = '', goal = NULL, plan = NULL, progress = NULL, fields = NULL";
 
 const CONTENT = `user_id = $2::text, summary = $3::text, goal = $4::text, plan = $5::jsonb,
-  progress = $6::jsonb, created_at = ${at('$7')}, updated_at = ${at('$8')}, expires_at = ${at('$10')}`;
+  progress = $6::jsonb, fields = $12::jsonb, created_at = ${at('$7')}, updated_at = ${at('$8')},
+  expires_at = ${at('$10')}`;
 
 /**
  * The statements of one repository, built once from its table names and history setting. Each
@@ -53,15 +55,15 @@ export interface Statements {
    * history; returns `version`, or no row when a live session exists. Params: {@link writeParams}.
    */
   create: string;
-  /** {@link create} that also folds the turns whose ids are in `$12` (a text array). */
+  /** {@link create} that also folds the turns whose ids are in `$13` (a text array). */
   createFolding: string;
   /**
-   * Update the live row at version `$12`; returns `version` (null when refused) and
+   * Update the live row at version `$13`; returns `version` (null when refused) and
    * `current_version` (the live version it found, locked, null when none). Params:
    * {@link writeParams} plus the expected version.
    */
   update: string;
-  /** {@link update} that also folds the turns whose ids are in `$13` (a text array). */
+  /** {@link update} that also folds the turns whose ids are in `$14` (a text array). */
   updateFolding: string;
   /** The live version after a refused create. `$1` session id, `$2` now. */
   liveVersion: string;
@@ -119,12 +121,13 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
   // tombstone or an expired row is as atomic as one over an absent id.
   const create = (fold: string) => `WITH written AS (
         INSERT INTO ${table} AS t
-          (session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, expires_at)
-        VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb,
+          (session_id, user_id, summary, goal, plan, progress, fields, created_at, updated_at, version, expires_at)
+        VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb, $12::jsonb,
           ${at('$7')}, ${at('$8')}, $9::bigint, ${at('$10')})
         ON CONFLICT (session_id) DO UPDATE SET
           user_id = excluded.user_id, summary = excluded.summary, goal = excluded.goal,
-          plan = excluded.plan, progress = excluded.progress, created_at = excluded.created_at,
+          plan = excluded.plan, progress = excluded.progress, fields = excluded.fields,
+          created_at = excluded.created_at,
           updated_at = excluded.updated_at, expires_at = excluded.expires_at,
           version = t.version + 1, deleted_at = NULL
         WHERE t.deleted_at IS NOT NULL OR t.expires_at <= ${at('$11')}
@@ -141,7 +144,7 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
       ), written AS (
         UPDATE ${table} AS t SET ${CONTENT}, version = $9::bigint
         FROM current
-        WHERE t.session_id = $1::text AND current.live AND current.version = $12::bigint
+        WHERE t.session_id = $1::text AND current.live AND current.version = $13::bigint
         RETURNING t.*
       )${trimHistory}${recordHistory}${fold}
       SELECT (SELECT version FROM written) AS version,
@@ -159,9 +162,9 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
     read: `SELECT ${PROJECTION} FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
 
     create: create(''),
-    createFolding: create(foldTurns('$12')),
+    createFolding: create(foldTurns('$13')),
     update: update(''),
-    updateFolding: update(foldTurns('$13')),
+    updateFolding: update(foldTurns('$14')),
 
     liveVersion: `SELECT version FROM ${table} WHERE session_id = $1::text AND ${live('$2')}`,
 
@@ -233,7 +236,7 @@ export function buildStatements(names: TableNames, historyLimit: number): Statem
   };
 }
 
-/** Parameters `$1`–`$11` of the create and update statements. */
+/** Parameters `$1`–`$12` of the create and update statements (`$12`: the custom fields). */
 export function writeParams(
   snapshot: SessionContext,
   expiresAt: number | null,
@@ -251,7 +254,16 @@ export function writeParams(
     snapshot.version,
     expiresAt,
     now,
+    snapshot.fields ? JSON.stringify(snapshot.fields) : null,
   ];
+}
+
+function toFields(value: unknown): StoredFields | null {
+  if (value === null || value === undefined) return null;
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+    ? (parsed as StoredFields)
+    : null;
 }
 
 function toSteps(value: unknown): string[] | null {
@@ -272,5 +284,6 @@ export function toSnapshot(row: Row): SessionContext {
     createdAt: new Date(Number(row.created_at_ms)),
     updatedAt: new Date(Number(row.updated_at_ms)),
     version: Number(row.version),
+    fields: toFields(row.fields),
   };
 }

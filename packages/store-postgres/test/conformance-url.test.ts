@@ -28,7 +28,7 @@ const open = async (options?: RepositoryFactoryOptions) => {
 
 describeContextRepository({
   name: 'postgres (URL, own pool)',
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   createRepository: open,
   createSecondConnection: open,
   readRaw: (sessionId) => readRawRow(raw, schema, sessionId),

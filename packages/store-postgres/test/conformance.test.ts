@@ -26,7 +26,7 @@ function ready(): Promise<void> {
 
 describeContextRepository({
   name: 'postgres (TypeORM DataSource)',
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   async createRepository(options) {
     await ready();
     return createPostgresRepository({ dataSource: first, schema, ...options });

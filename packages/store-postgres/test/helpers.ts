@@ -55,7 +55,7 @@ export async function readRawRow(
   tableName = 'ctx_sessions',
 ): Promise<RawSnapshot | null> {
   const { rows } = await client.query(
-    `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version
+    `SELECT session_id, user_id, summary, goal, plan, progress, fields, created_at, updated_at, version
      FROM "${schema}"."${tableName}" WHERE session_id = $1 AND deleted_at IS NULL`,
     [sessionId],
   );
@@ -71,5 +71,6 @@ export async function readRawRow(
     createdAt: (row.created_at as Date).getTime(),
     updatedAt: (row.updated_at as Date).getTime(),
     version: Number(row.version),
+    fields: row.fields,
   };
 }

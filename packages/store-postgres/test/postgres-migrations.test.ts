@@ -72,7 +72,7 @@ describe('migrate()', () => {
       ),
     );
     expect(results.every((result) => result.version === POSTGRES_SCHEMA_VERSION)).toBe(true);
-    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 3]);
+    expect(results.map((result) => result.applied.length).sort()).toEqual([0, 0, 0, 0, 4]);
     const recorded = await rawRows<{ table_name: string; version: number; name: string }>(
       `SELECT table_name, version, name FROM "${schema}".ctx_migrations ORDER BY version`,
     );
@@ -91,6 +91,11 @@ describe('migrate()', () => {
         table_name: 'ctx_sessions',
         version: 3,
         name: expect.stringMatching(/^CtxAddTurnLog_.*_\d{13}$/),
+      },
+      {
+        table_name: 'ctx_sessions',
+        version: 4,
+        name: expect.stringMatching(/^CtxAddCustomFields_.*_\d{13}$/),
       },
     ]);
     const repository = track(createPostgresRepository({ dataSource: sources[0]!, schema }));
@@ -131,7 +136,7 @@ describe('migrate()', () => {
     expect(results.every((page) => page.items.length === 0)).toBe(true);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
   });
 
   it('a database migrated by a newer version is refused by migrate() and by every call', async () => {
@@ -174,9 +179,11 @@ describe('migrate()', () => {
       { table_name: 'team_a_sessions', version: 1 },
       { table_name: 'team_a_sessions', version: 2 },
       { table_name: 'team_a_sessions', version: 3 },
+      { table_name: 'team_a_sessions', version: 4 },
       { table_name: 'team_b_sessions', version: 1 },
       { table_name: 'team_b_sessions', version: 2 },
       { table_name: 'team_b_sessions', version: 3 },
+      { table_name: 'team_b_sessions', version: 4 },
     ]);
   });
 });
@@ -227,7 +234,7 @@ describe('upgrade from schema version 1 (the previous release)', () => {
     ]);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     expect(await repository.migrate()).toEqual({ version: POSTGRES_SCHEMA_VERSION, applied: [] });
 
     // The expired session of version 1 is taken over at its version + 1.
@@ -255,10 +262,11 @@ describe('upgrade from schema version 1 (the previous release)', () => {
     expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
       `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
       `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+      `CtxAddCustomFields_${schema}_ctx_sessions_1827792000000`,
     ]);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     expect(await repository.get(live)).toMatchObject({ version: 4 });
   });
 });
@@ -306,7 +314,9 @@ describe('upgrade from schema version 2 (the previous release)', () => {
     const stale = track(createPostgresRepository({ dataSource: old, schema, migrate: false }));
     const refused = await errorOf(() => stale.get(live));
     expect(refused.code).toBe('SCHEMA_MISMATCH');
-    expect(refused.message).toContain('schema version 2, this code needs 3');
+    expect(refused.message).toContain(
+      `schema version 2, this code needs ${POSTGRES_SCHEMA_VERSION}`,
+    );
 
     // Three instances of the new code start at once: the step is applied exactly once.
     const started = Array.from({ length: 3 }, () =>
@@ -373,10 +383,11 @@ describe('upgrade from schema version 2 (the previous release)', () => {
     });
     expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
       `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+      `CtxAddCustomFields_${schema}_ctx_sessions_1827792000000`,
     ]);
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     expect(await repository.get(live)).toMatchObject({ summary: 'folded', version: 4 });
   });
 
@@ -390,6 +401,7 @@ describe('upgrade from schema version 2 (the previous release)', () => {
     });
     expect((await upgraded.runMigrations()).map((migration) => migration.name)).toEqual([
       `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+      `CtxAddCustomFields_${schema}_ctx_sessions_1827792000000`,
     ]);
     const repository = track(
       createPostgresRepository({ dataSource: upgraded, schema, migrate: false }),
@@ -437,6 +449,7 @@ describe('table layout', () => {
       'version bigint',
       'expires_at timestamp with time zone null',
       'deleted_at timestamp with time zone null',
+      'fields jsonb null',
     ]);
     expect(describeColumns('ctx_sessions_history')).toEqual([
       'id bigint',
@@ -449,6 +462,7 @@ describe('table layout', () => {
       'created_at timestamp with time zone',
       'updated_at timestamp with time zone',
       'version bigint',
+      'fields jsonb null',
     ]);
     expect(describeColumns('ctx_sessions_turns')).toEqual([
       'session_id text C',
@@ -523,6 +537,7 @@ describe('TypeORM-run migrations', () => {
       `CtxCreateSessionContexts_${schema}_ctx_sessions_1764028800000`,
       `CtxAddTombstones_${schema}_ctx_sessions_1795910400000`,
       `CtxAddTurnLog_${schema}_ctx_sessions_1811808000000`,
+      `CtxAddCustomFields_${schema}_ctx_sessions_1827792000000`,
     ]);
     expect(await dataSource.runMigrations()).toEqual([]);
     const repository = track(createPostgresRepository({ dataSource, schema, migrate: false }));
@@ -539,11 +554,11 @@ describe('TypeORM-run migrations', () => {
     await repository.migrate();
     const snapshot = makeSnapshot();
     await repository.save(snapshot, { expectedVersion: null });
-    expect(await dataSource.runMigrations()).toHaveLength(3);
+    expect(await dataSource.runMigrations()).toHaveLength(4);
     expect(await repository.get(snapshot.sessionId)).toMatchObject({ version: 1 });
     expect(
       await rawRows(`SELECT version FROM "${schema}".ctx_migrations ORDER BY version`),
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
   });
 
   it('undoLastMigration() undoes one step at a time; with migrate: false, calls report SCHEMA_MISMATCH until migrated again', async () => {
@@ -559,6 +574,30 @@ describe('TypeORM-run migrations', () => {
       userId: null,
       messages: [{ role: 'user', content: 'pending' }],
     });
+
+    // Undoing the custom-fields step drops the column (and the fields with it); sessions stay.
+    const withFields = await repository.save(makeSnapshot({ fields: { platform: 'fly' } }), {
+      expectedVersion: null,
+    });
+    await dataSource.undoLastMigration();
+    expect(
+      await rawRows(
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'fields'`,
+        [schema],
+      ),
+    ).toEqual([]);
+    expect(
+      await rawRows(`SELECT summary FROM "${schema}".ctx_sessions WHERE session_id = $1`, [
+        withFields.sessionId,
+      ]),
+    ).toHaveLength(1);
+    await rawRows(`DELETE FROM "${schema}".ctx_sessions WHERE session_id = $1`, [
+      withFields.sessionId,
+    ]);
+    const beforeFields = track(createPostgresRepository({ dataSource, schema, migrate: false }));
+    expect((await errorOf(() => beforeFields.get(kept.sessionId))).message).toContain(
+      'schema version 3',
+    );
 
     // Undoing the turn-log step drops its tables; sessions and tombstones stay.
     await dataSource.undoLastMigration();
@@ -592,7 +631,7 @@ describe('TypeORM-run migrations', () => {
     ]);
     const empty = track(createPostgresRepository({ dataSource, schema, migrate: false }));
     expect((await errorOf(() => empty.get(randomId()))).code).toBe('SCHEMA_MISMATCH');
-    expect((await empty.migrate()).applied).toHaveLength(3);
+    expect((await empty.migrate()).applied).toHaveLength(4);
     expect(await empty.get(randomId())).toBeNull();
   });
 });

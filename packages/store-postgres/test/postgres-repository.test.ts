@@ -92,9 +92,14 @@ describe('options', () => {
   });
 
   it('declares ttl and history only when configured, and the turn log always', () => {
-    expect(open().capabilities).toEqual({ ttl: false, history: false, turnLog: true });
+    expect(open().capabilities).toEqual({
+      ttl: false,
+      history: false,
+      turnLog: true,
+      fields: true,
+    });
     const both = open({ ttlMs: 1000, historyLimit: 2 });
-    expect(both.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(both.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     expect(typeof both.history).toBe('function');
     expect(open().history).toBeUndefined();
     expect(both.schema).toBe(schema);

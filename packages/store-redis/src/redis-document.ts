@@ -1,4 +1,4 @@
-import { type SessionContext, StorageError } from '@ctx/core';
+import { type SessionContext, StorageError, type StoredFields } from '@ctx/core';
 
 /**
  * The JSON document stored at `{prefix}:s:<sessionId>` (and in the history list): the snapshot's
@@ -19,6 +19,11 @@ export interface RedisSessionDocument {
   plan: string[] | null;
   /** The completed steps (planning mode), or null. */
   progress: string[] | null;
+  /**
+   * The custom fields (one JSON object), or null. Documents written before custom fields existed
+   * have no such key and read as null: no migration.
+   */
+  fields?: StoredFields | null;
   /** Creation time, epoch milliseconds. */
   createdAt: number;
   /** Time of the last update, epoch milliseconds (the list order). */
@@ -43,6 +48,7 @@ export function encodeDocumentHead(snapshot: SessionContext): string {
     goal: snapshot.goal,
     plan: snapshot.plan,
     progress: snapshot.progress,
+    fields: snapshot.fields ?? null,
     createdAt: snapshot.createdAt.getTime(),
     updatedAt: snapshot.updatedAt.getTime(),
   };
@@ -53,6 +59,8 @@ const isString = (value: unknown): value is string => typeof value === 'string';
 const isNullableString = (value: unknown) => value === null || isString(value);
 const isSteps = (value: unknown) =>
   value === null || (Array.isArray(value) && value.every(isString));
+const isFields = (value: unknown) =>
+  value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
 const isMillis = (value: unknown): value is number =>
   Number.isSafeInteger(value) && Math.abs(value as number) <= 8_640_000_000_000_000;
 
@@ -66,6 +74,7 @@ function isDocument(value: unknown): value is RedisSessionDocument {
     isNullableString(document.goal) &&
     isSteps(document.plan) &&
     isSteps(document.progress) &&
+    isFields(document.fields) &&
     isMillis(document.createdAt) &&
     isMillis(document.updatedAt) &&
     Number.isSafeInteger(document.version) &&
@@ -95,6 +104,7 @@ export function decodeDocument(json: string, key: string): SessionContext {
     createdAt: new Date(value.createdAt),
     updatedAt: new Date(value.updatedAt),
     version: value.version,
+    fields: value.fields ?? null,
   };
 }
 

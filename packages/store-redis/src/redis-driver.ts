@@ -98,7 +98,7 @@ export function createRedisDriver(
   return {
     specVersion: 1,
     name: settings.backend,
-    supports: { ttl: true, history: true, turnLog: true },
+    supports: { ttl: true, history: true, turnLog: true, fields: true },
 
     async read({ sessionId }) {
       // The hot path: no await of the ready gate on a ready client, then one GET.

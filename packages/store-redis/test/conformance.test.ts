@@ -26,7 +26,7 @@ beforeAll(async () => {
 
 describeContextRepository({
   name: 'redis',
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   createRepository: (options) => createRedisRepository({ url: REDIS_URL, keyPrefix, ...options }),
   createSecondConnection: (options) =>
     createRedisRepository({ client: second, keyPrefix, ...options }),

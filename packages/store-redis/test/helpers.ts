@@ -92,6 +92,7 @@ export function makeSnapshot(overrides: Partial<SessionContext> = {}): SessionCo
     createdAt: time,
     updatedAt: time,
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

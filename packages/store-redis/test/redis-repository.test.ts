@@ -107,6 +107,7 @@ describe('key layout', () => {
       goal: snapshot.goal,
       plan: snapshot.plan,
       progress: snapshot.progress,
+      fields: null,
       createdAt: snapshot.createdAt.getTime(),
       updatedAt: snapshot.updatedAt.getTime(),
       version: 1,
@@ -135,7 +136,12 @@ describe('key layout', () => {
     expect(await raw.pttl(repository.keys.session(snapshot.sessionId))).toBe(-1);
     expect(await raw.exists(repository.keys.expiry)).toBe(0);
     expect(await raw.exists(repository.keys.history(snapshot.sessionId))).toBe(0);
-    expect(repository.capabilities).toEqual({ ttl: false, history: false, turnLog: true });
+    expect(repository.capabilities).toEqual({
+      ttl: false,
+      history: false,
+      turnLog: true,
+      fields: true,
+    });
     // purgeExpired also forgets old tombstones, which deletes leave without a TTL too.
     expect(await repository.purgeExpired()).toBe(0);
     expect(repository.history).toBeUndefined();
@@ -422,6 +428,27 @@ describe('tombstones', () => {
     await pipeline.exec();
     expect(await repository.purgeExpired()).toBe(0);
     expect(await keysOf(raw, keys.keyPrefix)).toEqual([]);
+  });
+
+  it('a document written before custom fields existed reads fields as null and takes them on the next write', async () => {
+    const repository = open();
+    const snapshot = makeSnapshot();
+    const { fields: _, ...older } = snapshot;
+    const document = {
+      ...older,
+      createdAt: snapshot.createdAt.getTime(),
+      updatedAt: snapshot.updatedAt.getTime(),
+      version: 1,
+    };
+    await raw.set(repository.keys.session(snapshot.sessionId), JSON.stringify(document));
+    const read = await repository.get(snapshot.sessionId);
+    expect(read).toEqual({ ...snapshot, fields: null });
+    const next = { ...nextVersion(read!), fields: { platform: 'fly', nested: [{ a: null }] } };
+    await repository.save(next, { expectedVersion: 1 });
+    const stored = JSON.parse((await raw.get(repository.keys.session(snapshot.sessionId)))!);
+    expect(stored.fields).toEqual({ nested: [{ a: null }], platform: 'fly' });
+    expect(Object.keys(stored).at(-1)).toBe('version');
+    expect((await repository.get(snapshot.sessionId))?.fields).toEqual(stored.fields);
   });
 
   it('delete checks owner and version inside the script, also for a document written by hand', async () => {
@@ -1093,7 +1120,12 @@ describe('options', () => {
 
   it('declares its capabilities from ttlMs and historyLimit, and always the turn log', () => {
     const repository = open({ ttlMs: 1_000, historyLimit: 4 });
-    expect(repository.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(repository.capabilities).toEqual({
+      ttl: true,
+      history: true,
+      turnLog: true,
+      fields: true,
+    });
     expect(typeof repository.purgeExpired).toBe('function');
     expect(typeof repository.history).toBe('function');
   });

@@ -39,7 +39,8 @@ const isLive = (row: StateRow | undefined, now: number): row is StateRow =>
 const LIVE = 'deleted_at IS NULL AND (expires_at IS NULL OR expires_at > @now)';
 
 /** What a tombstone keeps: the id, the version and the timestamps; no content, no owner. */
-const BLANK = "summary = '', goal = NULL, plan = NULL, progress = NULL, user_id = NULL";
+const BLANK =
+  "summary = '', goal = NULL, plan = NULL, progress = NULL, fields = NULL, user_id = NULL";
 
 function sqlFor(names: SqliteObjectNames) {
   const table = quote(names.sessions);
@@ -47,14 +48,14 @@ function sqlFor(names: SqliteObjectNames) {
   const order = 'ORDER BY updated_at DESC, session_id DESC LIMIT @limit';
   const after = '(updated_at, session_id) < (@afterTime, @afterId)';
   const content =
-    'user_id = @userId, summary = @summary, goal = @goal, plan = @plan, progress = @progress, created_at = @createdAt, updated_at = @updatedAt, expires_at = @expiresAt';
+    'user_id = @userId, summary = @summary, goal = @goal, plan = @plan, progress = @progress, fields = @fields, created_at = @createdAt, updated_at = @updatedAt, expires_at = @expiresAt';
   return {
     // Positional parameters: the hot path binds two values without building an object.
     read: `SELECT ${SNAPSHOT_COLUMNS} FROM ${table} WHERE session_id = ? AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
     state: `SELECT user_id, version, deleted_at, expires_at FROM ${table} WHERE session_id = ?`,
     update: `UPDATE ${table} SET ${content}, version = @version WHERE session_id = @sessionId AND version = @expectedVersion AND ${LIVE}`,
     // A create takes over a tombstone or an expired row, continuing its versions.
-    create: `INSERT INTO ${table} (${SNAPSHOT_COLUMNS}, expires_at) VALUES (@sessionId, @userId, @summary, @goal, @plan, @progress, @createdAt, @updatedAt, @version, @expiresAt)
+    create: `INSERT INTO ${table} (${SNAPSHOT_COLUMNS}, expires_at) VALUES (@sessionId, @userId, @summary, @goal, @plan, @progress, @createdAt, @updatedAt, @version, @fields, @expiresAt)
 ON CONFLICT (session_id) DO UPDATE SET ${content}, version = version + 1, deleted_at = NULL
 WHERE deleted_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= @now)
 RETURNING version`,
@@ -212,7 +213,7 @@ export function createSqliteDriver(options: SqliteDriverOptions): ContextDriver 
     // refuses it at startup instead of running it with different rules.
     specVersion: 1,
     name: 'SQLite',
-    supports: { ttl: true, history: true, turnLog: true },
+    supports: { ttl: true, history: true, turnLog: true, fields: true },
 
     read({ sessionId, now }) {
       const row = statements.read.get(sessionId, now) as SnapshotRow | undefined;

@@ -1,8 +1,8 @@
-import { type SessionContext, StorageError } from '@ctx/core';
+import { type SessionContext, StorageError, type StoredFields } from '@ctx/core';
 
 /** The columns of the session table, in the order statements select them. */
 export const SNAPSHOT_COLUMNS =
-  'session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version';
+  'session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, fields';
 
 /** One row as better-sqlite3 returns it (integers as numbers). */
 export interface SnapshotRow {
@@ -15,6 +15,8 @@ export interface SnapshotRow {
   created_at: number;
   updated_at: number;
   version: number;
+  /** Custom fields: one JSON object as text, or null (schema version 4). */
+  fields: string | null;
 }
 
 /** Named parameters of the insert and update statements. */
@@ -28,6 +30,7 @@ export interface SnapshotParameters {
   createdAt: number;
   updatedAt: number;
   version: number;
+  fields: string | null;
   expiresAt: number | null;
 }
 
@@ -46,6 +49,7 @@ export function toParameters(
     createdAt: snapshot.createdAt.getTime(),
     updatedAt: snapshot.updatedAt.getTime(),
     version: snapshot.version,
+    fields: snapshot.fields ? JSON.stringify(snapshot.fields) : null,
     expiresAt,
   };
 }
@@ -72,6 +76,20 @@ function decodeSteps(row: SnapshotRow, column: 'plan' | 'progress'): string[] | 
   return value;
 }
 
+function decodeFields(row: SnapshotRow): StoredFields | null {
+  if (row.fields === null || row.fields === undefined) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(row.fields);
+  } catch {
+    throw corrupt(row, 'fields');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw corrupt(row, 'fields');
+  }
+  return value as StoredFields;
+}
+
 function decodeTime(row: SnapshotRow, column: 'created_at' | 'updated_at'): Date {
   const time = row[column];
   if (!Number.isSafeInteger(time)) throw corrupt(row, column);
@@ -91,5 +109,6 @@ export function fromRow(row: SnapshotRow): SessionContext {
     createdAt: decodeTime(row, 'created_at'),
     updatedAt: decodeTime(row, 'updated_at'),
     version: row.version,
+    fields: decodeFields(row),
   };
 }

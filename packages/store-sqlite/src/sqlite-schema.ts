@@ -11,7 +11,7 @@ import { isSqliteError, toStorageError } from './sqlite-errors.js';
  * The schema version this code writes and reads. A database at a lower version is migrated (with
  * `migrate: true`); one at a higher version is refused.
  */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 /** The table that records, per session table, which schema version it is at. */
 export const SQLITE_META_TABLE = 'ctx_meta';
@@ -160,6 +160,14 @@ const MIGRATIONS: readonly Migration[] = [
   holder TEXT NOT NULL,
   expires_at INTEGER NOT NULL
 )`,
+    ],
+  },
+  {
+    // Custom fields: one JSON text column for all of them, so a new field needs no migration.
+    version: 4,
+    statements: (names) => [
+      `ALTER TABLE ${quote(names.sessions)} ADD COLUMN fields TEXT`,
+      `ALTER TABLE ${quote(names.history)} ADD COLUMN fields TEXT`,
     ],
   },
 ];

@@ -11,7 +11,7 @@ describeContextRepository({
   name: 'sqlite (injected :memory: Database)',
   createRepository: (options) => createSqliteRepository({ database, ...options }),
   readRaw: createRawReader(database),
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   teardown: () => {
     database.close();
   },

@@ -22,7 +22,7 @@ describeContextRepository({
   createRepository: (options) => createSqliteRepository({ filename, ...options }),
   createSecondConnection: (options) => createSqliteRepository({ filename, ...options }),
   readRaw: (sessionId) => createRawReader(rawHandle())(sessionId),
-  capabilities: { ttl: true, history: true, turnLog: true },
+  capabilities: { ttl: true, history: true, turnLog: true, fields: true },
   teardown: () => {
     raw?.close();
     rmSync(folder, { recursive: true, force: true });

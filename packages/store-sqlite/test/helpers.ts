@@ -39,6 +39,7 @@ export function makeSnapshot(overrides: Partial<SessionContext> = {}): SessionCo
     createdAt: time,
     updatedAt: time,
     version: 1,
+    fields: null,
     ...overrides,
   };
 }

@@ -11,6 +11,7 @@ interface RawRow {
   created_at: number;
   updated_at: number;
   version: number;
+  fields: string | null;
 }
 
 /**
@@ -22,7 +23,7 @@ export function createRawReader(database: Database.Database, tableName = 'ctx_se
   return async (sessionId: string): Promise<RawSnapshot | null> => {
     const row = database
       .prepare(
-        `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version
+        `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, fields
          FROM "${tableName}" WHERE session_id = ? AND deleted_at IS NULL`,
       )
       .get(sessionId) as RawRow | undefined;
@@ -37,6 +38,7 @@ export function createRawReader(database: Database.Database, tableName = 'ctx_se
       createdAt: row.created_at,
       updatedAt: row.updated_at,
       version: row.version,
+      fields: row.fields === null ? null : JSON.parse(row.fields),
     };
   };
 }

@@ -63,14 +63,14 @@ describe('options', () => {
     expectInvalidConfig({ filename, wal: 1 }, 'wal');
   });
 
-  it('declares capabilities from ttlMs and historyLimit, and always the turn log', async () => {
+  it('declares capabilities from ttlMs and historyLimit, and always the turn log and fields', async () => {
     const plain = createSqliteRepository({ filename: ':memory:' });
     const full = createSqliteRepository({ filename: ':memory:', ttlMs: 1000, historyLimit: 3 });
-    expect(plain.capabilities).toEqual({ ttl: false, history: false, turnLog: true });
+    expect(plain.capabilities).toEqual({ ttl: false, history: false, turnLog: true, fields: true });
     // Without a TTL purgeExpired still forgets old tombstones of deleted sessions.
     expect(typeof plain.purgeExpired).toBe('function');
     expect(plain.history).toBeUndefined();
-    expect(full.capabilities).toEqual({ ttl: true, history: true, turnLog: true });
+    expect(full.capabilities).toEqual({ ttl: true, history: true, turnLog: true, fields: true });
     expect(typeof full.purgeExpired).toBe('function');
     expect(typeof full.history).toBe('function');
     await plain.close();

@@ -179,6 +179,7 @@ describe('upgrading a database written at schema version 1', () => {
       createdAt: new Date(V1_TIME + 10),
       updatedAt: new Date(V1_TIME + 10),
       version: 1,
+      fields: null,
     });
     expect(await repository.get('v1-expired')).toBeNull();
     expect((await repository.get('v1-live-ttl'))?.summary).toBe('expires in 2125');
@@ -280,6 +281,25 @@ describe('upgrading a database written at schema version 2', () => {
       createdAt: new Date(V2_TIME),
       updatedAt: new Date(V2_TIME + 30),
       version: 1,
+      fields: null,
+    });
+    // Schema version 4 added the custom-fields column: older rows and history read as null, and
+    // the upgraded file stores fields.
+    expect((await repository.history!('v2-history')).map((item) => item.fields)).toEqual([
+      null,
+      null,
+      null,
+    ]);
+    const anonymous = (await repository.get('v2-anonymous'))!;
+    const withFields = {
+      ...nextVersion(anonymous, 'with fields'),
+      fields: { platform: 'fly', regions: ['fra', 'ams'], nested: { ok: true } },
+    };
+    await repository.save(withFields, { expectedVersion: 1 });
+    expect((await repository.get('v2-anonymous'))?.fields).toEqual({
+      nested: { ok: true },
+      platform: 'fly',
+      regions: ['fra', 'ams'],
     });
     expect(await repository.get('v2-deleted')).toBeNull();
     expect(await repository.get('v2-expired')).toBeNull();

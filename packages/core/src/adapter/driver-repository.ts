@@ -20,6 +20,7 @@ import {
 } from '../repository.js';
 import {
   assertValidSessionId,
+  canonicalFields,
   parseOrThrow,
   type SessionContext,
   TurnIdSchema,
@@ -138,6 +139,13 @@ function assertPositiveInteger(value: unknown, path: string): number {
   return value as number;
 }
 
+// What the repository hands out: every snapshot has `fields` (null when none), in canonical key
+// order whatever order the backend keeps JSON keys in.
+function fromDriver(snapshot: SessionContext, fields: boolean): SessionContext {
+  snapshot.fields = fields ? canonicalFields(snapshot.fields) : null;
+  return snapshot;
+}
+
 const toRecordedTurn = (turn: DriverTurn): RecordedTurn => ({
   turnId: turn.turnId,
   userId: turn.userId,
@@ -176,6 +184,7 @@ export function createDriverRepository<Driver extends ContextDriver>(
     throw invalidOption(backend, 'historyLimit', 'this backend does not keep history');
   }
 
+  const storesFields = driver.supports.fields === true;
   let closed = false;
   let ready = driver.init === undefined;
   let initializing: Promise<void> | undefined;
@@ -318,13 +327,15 @@ export function createDriverRepository<Driver extends ContextDriver>(
       ttl: ttlMs !== undefined,
       history: historyLimit > 0,
       turnLog: driver.supports.turnLog === true,
+      fields: storesFields,
     },
     settings,
 
     async get(sessionId: string) {
       assertOpen('get a session');
       assertSessionId(sessionId);
-      return run('get a session', () => driver.read({ sessionId, now: now() }));
+      const snapshot = await run('get a session', () => driver.read({ sessionId, now: now() }));
+      return snapshot && fromDriver(snapshot, storesFields);
     },
 
     async save(snapshot: SessionContext, options: SaveOptions) {
@@ -335,10 +346,14 @@ export function createDriverRepository<Driver extends ContextDriver>(
       if (foldedTurnIds.length > 0 && !driver.supports.turnLog) {
         throw invalidInput('foldedTurnIds', `the ${backend} repository has no turn log`);
       }
+      const fields = canonicalFields(snapshot.fields);
+      if (fields !== null && !storesFields) {
+        throw invalidInput('fields', `the ${backend} repository does not store custom fields`);
+      }
       const time = now();
       const result = await run('save a session', () =>
         driver.write({
-          snapshot,
+          snapshot: { ...snapshot, fields },
           expectedVersion,
           now: time,
           expiresAt: ttlMs === undefined ? null : time + ttlMs,
@@ -399,7 +414,10 @@ export function createDriverRepository<Driver extends ContextDriver>(
       const items = await run('list sessions', () =>
         driver.scan({ userId, after, limit: limit + 1, now: now() }),
       );
-      return toListPage(items, limit);
+      return toListPage(
+        items.map((item) => fromDriver(item, storesFields)),
+        limit,
+      );
     },
 
     async purgeExpired() {
@@ -451,7 +469,7 @@ export function createDriverRepository<Driver extends ContextDriver>(
           { issues: [{ path: 'limit', message: 'not a positive integer' }] },
         );
       }
-      return run('read session history', () =>
+      const versions = await run('read session history', () =>
         history.call(driver, {
           sessionId,
           limit: Math.min(limit, historyLimit),
@@ -459,6 +477,7 @@ export function createDriverRepository<Driver extends ContextDriver>(
           now: now(),
         }),
       );
+      return versions.map((version) => fromDriver(version, storesFields));
     };
   }
   return repository as DriverRepository & MigrateMethod<Driver>;

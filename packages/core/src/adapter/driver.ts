@@ -214,6 +214,12 @@ export interface ContextDriver {
     readonly ttl: boolean;
     readonly history: boolean;
     readonly turnLog?: boolean;
+    /**
+     * Custom fields: the driver stores `snapshot.fields` (a JSON object, or null) as given and
+     * returns it on every read, e.g. in one JSON column. Without it, saving a snapshot with fields
+     * is refused (`INVALID_INPUT`) and reads return `fields: null`.
+     */
+    readonly fields?: boolean;
   };
 
   /**

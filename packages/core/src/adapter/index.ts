@@ -11,6 +11,14 @@ export {
 } from '../extraction.js';
 export { isEmptyOutputValue, type ToleratedOutput } from '../extraction-tolerance.js';
 export {
+  applyFieldsPolicy,
+  type CompiledFields,
+  compileFields,
+  type ExtractionFields,
+  type FieldDefinition,
+  readFields,
+} from '../fields.js';
+export {
   applyUpdatePolicy,
   hasConversationalContent,
   messagesForExtraction,
@@ -32,8 +40,10 @@ export {
 export {
   assertValidSessionId,
   assertValidSnapshot,
+  canonicalFields,
   isWellFormedText,
   parseOrThrow,
+  storedFieldsProblem,
 } from '../schema.js';
 export { neutralizeTags, RESERVED_TAGS, SESSION_CONTEXT_TAG, toSingleLine } from '../text.js';
 export { isTokenCount, toTokenUsage } from '../token-usage.js';

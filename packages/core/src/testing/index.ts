@@ -4,4 +4,5 @@ export {
   type ScriptedExtractor,
   type ScriptedExtractorOptions,
   type ScriptedReply,
+  type ScriptedResult,
 } from '../scripted-extractor.js';
