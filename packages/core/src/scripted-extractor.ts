@@ -1,11 +1,14 @@
 import { ExtractionError } from './errors.js';
 import type { ContextExtractor, ExtractionRequest, TokenUsage } from './extraction.js';
+import type { ToleratedOutput } from './extraction-tolerance.js';
 import { type ContextDraft, ContextDraftSchema, toValidationIssues } from './schema.js';
 
 /** A scripted result; `F` types the draft's custom fields. */
 export interface ScriptedResult<F extends object | undefined = undefined> {
   draft: ContextDraft<F>;
   usage?: TokenUsage;
+  /** Keys a (scripted) model added that the parser dropped: reported as `extraction-tolerated`. */
+  tolerated?: ToleratedOutput;
 }
 
 /**
