@@ -1,4 +1,4 @@
-import type { SessionContext } from '@ctx/core';
+import type { SessionContext, StoredFields } from '@ctx/core';
 import { createMysqlRepository } from '@ctx/store-mysql';
 import { createPool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import { type Backend, MYSQL_URL, type RawDriver, runId } from './backends.js';
@@ -13,6 +13,7 @@ interface MysqlRow extends RowDataPacket {
   created_at: number;
   updated_at: number;
   version: number;
+  fields: string | null;
 }
 
 /**
@@ -31,14 +32,14 @@ export async function createMysqlBackend(): Promise<Backend> {
     throw error;
   }
   const table = `\`${tableName}\``;
-  const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version FROM ${table} WHERE session_id = ?`;
-  const updateSql = `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`;
+  const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, fields FROM ${table} WHERE session_id = ?`;
+  const updateSql = `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, fields = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`;
   const insertTurnSql = `INSERT INTO \`${tableName}_turns\` (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)`;
   const raw: RawDriver = {
     getDescription:
-      '`pool.query` with `SELECT … WHERE session_id = ?` on a second pool; row → object with the ids decoded from UTF-8, `JSON.parse` of plan/progress and two `new Date(ms)`',
+      '`pool.query` with `SELECT … WHERE session_id = ?` on a second pool; row → object with the ids decoded from UTF-8, `JSON.parse` of plan/progress/fields and two `new Date(ms)`',
     saveDescription:
-      '`pool.query` with `UPDATE … SET <8 columns> WHERE session_id = ? AND version = ?` (autocommit), `affectedRows === 1` checked; plan/progress `JSON.stringify`, dates `getTime()`',
+      '`pool.query` with `UPDATE … SET <9 columns> WHERE session_id = ? AND version = ?` (autocommit), `affectedRows === 1` checked; plan/progress/fields `JSON.stringify`, dates `getTime()`',
     async get(sessionId) {
       const [rows] = await pool.query<MysqlRow[]>(selectSql, [sessionId]);
       const row = rows[0];
@@ -53,6 +54,7 @@ export async function createMysqlBackend(): Promise<Backend> {
         createdAt: new Date(Number(row.created_at)),
         updatedAt: new Date(Number(row.updated_at)),
         version: Number(row.version),
+        fields: row.fields === null ? null : (JSON.parse(row.fields) as StoredFields),
       };
     },
     async save(snapshot: SessionContext, expectedVersion: number) {
@@ -62,6 +64,7 @@ export async function createMysqlBackend(): Promise<Backend> {
         snapshot.goal,
         snapshot.plan === null ? null : JSON.stringify(snapshot.plan),
         snapshot.progress === null ? null : JSON.stringify(snapshot.progress),
+        snapshot.fields ? JSON.stringify(snapshot.fields) : null,
         snapshot.createdAt.getTime(),
         snapshot.updatedAt.getTime(),
         snapshot.version,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SessionContext } from '@ctx/core';
+import type { SessionContext, StoredFields } from '@ctx/core';
 import { createRedisRepository } from '@ctx/store-redis';
 import { Redis } from 'ioredis';
 import { type Backend, type RawDriver, REDIS_URL, runId } from './backends.js';
@@ -11,6 +11,7 @@ interface RedisDocument {
   goal: string | null;
   plan: string[] | null;
   progress: string[] | null;
+  fields: StoredFields | null;
   createdAt: number;
   updatedAt: number;
   version: number;
@@ -46,9 +47,9 @@ export async function createRedisBackend(): Promise<Backend> {
   const versions = `{${keyPrefix}}:raw-versions`;
   const raw: RawDriver = {
     getDescription:
-      '`GET` on a second ioredis client; `JSON.parse` of the document and two `new Date(ms)`',
+      '`GET` on a second ioredis client; `JSON.parse` of the document (custom fields included) and two `new Date(ms)`',
     saveDescription:
-      '`EVALSHA` of a 5-line Lua compare-and-set (version in a hash: `HGET`, compare, `SET` document, `HSET` version); `JSON.stringify` of the document',
+      '`EVALSHA` of a 5-line Lua compare-and-set (version in a hash: `HGET`, compare, `SET` document, `HSET` version); `JSON.stringify` of the document (custom fields included)',
     async prepare(snapshot) {
       await client.hset(versions, snapshot.sessionId, snapshot.version);
     },
@@ -66,6 +67,7 @@ export async function createRedisBackend(): Promise<Backend> {
         createdAt: new Date(document.createdAt),
         updatedAt: new Date(document.updatedAt),
         version: document.version,
+        fields: document.fields ?? null,
       };
     },
     async save(snapshot: SessionContext, expectedVersion: number) {
@@ -76,6 +78,7 @@ export async function createRedisBackend(): Promise<Backend> {
         goal: snapshot.goal,
         plan: snapshot.plan,
         progress: snapshot.progress,
+        fields: snapshot.fields ?? null,
         createdAt: snapshot.createdAt.getTime(),
         updatedAt: snapshot.updatedAt.getTime(),
         version: snapshot.version,

@@ -6,6 +6,7 @@ import {
   type ContextRepository,
   createMemoryRepository,
   type SessionContext,
+  type StoredFields,
   type TurnInput,
 } from '@ctx/core';
 import { createPostgresRepository } from '@ctx/store-postgres';
@@ -30,7 +31,8 @@ export const MYSQL_URL = process.env.CTX_MYSQL_URL ?? 'mysql://root@127.0.0.1:33
 
 /**
  * The same operations written by hand with the driver: what an application would do without ctx.
- * `get` returns the same object shape as the adapter (steps parsed from JSON, dates constructed);
+ * `get` returns the same object shape as the adapter (steps and custom fields parsed from JSON,
+ * dates constructed);
  * `save` is a compare-and-set that throws when the stored version is not `expectedVersion`.
  */
 export interface RawDriver {
@@ -92,6 +94,7 @@ interface SqliteRow {
   created_at: number;
   updated_at: number;
   version: number;
+  fields: string | null;
 }
 
 /** SQLite: a temporary file in WAL mode; the raw side is a second better-sqlite3 connection. */
@@ -103,19 +106,19 @@ export function createSqliteBackend(): Backend {
   database.pragma('journal_mode = WAL');
   const table = `"${repository.tableName}"`;
   const select = database.prepare(
-    `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version FROM ${table} WHERE session_id = ?`,
+    `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, fields FROM ${table} WHERE session_id = ?`,
   );
   const update = database.prepare(
-    `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`,
+    `UPDATE ${table} SET user_id = ?, summary = ?, goal = ?, plan = ?, progress = ?, fields = ?, created_at = ?, updated_at = ?, version = ? WHERE session_id = ? AND version = ?`,
   );
   const insertTurn = database.prepare(
     `INSERT INTO "${repository.tableName}_turns" (session_id, turn_id, user_id, messages, recorded_at) VALUES (?, ?, ?, ?, ?)`,
   );
   const raw: RawDriver = {
     getDescription:
-      'prepared `SELECT … WHERE session_id = ?` on a second connection; row → object with `JSON.parse` of plan/progress and two `new Date(ms)`',
+      'prepared `SELECT … WHERE session_id = ?` on a second connection; row → object with `JSON.parse` of plan/progress/fields and two `new Date(ms)`',
     saveDescription:
-      'prepared `UPDATE … SET <8 columns> WHERE session_id = ? AND version = ?` (autocommit), `changes === 1` checked; plan/progress `JSON.stringify`, dates `getTime()`',
+      'prepared `UPDATE … SET <9 columns> WHERE session_id = ? AND version = ?` (autocommit), `changes === 1` checked; plan/progress/fields `JSON.stringify`, dates `getTime()`',
     async get(sessionId) {
       const row = select.get(sessionId) as SqliteRow | undefined;
       if (!row) return null;
@@ -129,6 +132,7 @@ export function createSqliteBackend(): Backend {
         createdAt: new Date(row.created_at),
         updatedAt: new Date(row.updated_at),
         version: row.version,
+        fields: row.fields === null ? null : (JSON.parse(row.fields) as StoredFields),
       };
     },
     async save(snapshot, expectedVersion) {
@@ -138,6 +142,7 @@ export function createSqliteBackend(): Backend {
         snapshot.goal,
         snapshot.plan === null ? null : JSON.stringify(snapshot.plan),
         snapshot.progress === null ? null : JSON.stringify(snapshot.progress),
+        snapshot.fields ? JSON.stringify(snapshot.fields) : null,
         snapshot.createdAt.getTime(),
         snapshot.updatedAt.getTime(),
         snapshot.version,
@@ -181,6 +186,7 @@ interface PostgresRow {
   created_at: Date;
   updated_at: Date;
   version: string;
+  fields: StoredFields | null;
 }
 
 /**
@@ -199,14 +205,14 @@ export async function createPostgresBackend(): Promise<Backend> {
     throw error;
   }
   const table = `"${schema}"."${repository.tableName}"`;
-  const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version FROM ${table} WHERE session_id = $1`;
-  const updateSql = `UPDATE ${table} SET user_id = $2, summary = $3, goal = $4, plan = $5, progress = $6, created_at = $7, updated_at = $8, version = $9 WHERE session_id = $1 AND version = $10`;
+  const selectSql = `SELECT session_id, user_id, summary, goal, plan, progress, created_at, updated_at, version, fields FROM ${table} WHERE session_id = $1`;
+  const updateSql = `UPDATE ${table} SET user_id = $2, summary = $3, goal = $4, plan = $5, progress = $6, created_at = $7, updated_at = $8, version = $9, fields = $11 WHERE session_id = $1 AND version = $10`;
   const insertTurnSql = `INSERT INTO "${schema}"."${repository.tableName}_turns" (session_id, turn_id, user_id, messages, recorded_at) VALUES ($1, $2, $3, $4, $5)`;
   const raw: RawDriver = {
     getDescription:
-      '`pool.query` with `SELECT … WHERE session_id = $1` (pg parses jsonb and timestamptz itself); row → object, `Number(version)`',
+      '`pool.query` with `SELECT … WHERE session_id = $1` (pg parses jsonb, fields included, and timestamptz itself); row → object, `Number(version)`',
     saveDescription:
-      '`pool.query` with `UPDATE … SET <8 columns> WHERE session_id = $1 AND version = $10`, `rowCount === 1` checked; plan/progress `JSON.stringify`',
+      '`pool.query` with `UPDATE … SET <9 columns> WHERE session_id = $1 AND version = $10`, `rowCount === 1` checked; plan/progress/fields `JSON.stringify`',
     async get(sessionId) {
       const { rows } = await pool.query<PostgresRow>(selectSql, [sessionId]);
       const row = rows[0];
@@ -221,6 +227,7 @@ export async function createPostgresBackend(): Promise<Backend> {
         createdAt: row.created_at,
         updatedAt: row.updated_at,
         version: Number(row.version),
+        fields: row.fields,
       };
     },
     async save(snapshot, expectedVersion) {
@@ -235,6 +242,7 @@ export async function createPostgresBackend(): Promise<Backend> {
         snapshot.updatedAt,
         snapshot.version,
         expectedVersion,
+        snapshot.fields ? JSON.stringify(snapshot.fields) : null,
       ]);
       if (result.rowCount !== 1) throw new RawConflictError(snapshot.sessionId, expectedVersion);
     },

@@ -158,7 +158,10 @@ export function createConversation(turns: number, seed = 42): Message[][] {
 export const contentLength = (messages: readonly Message[]) =>
   messages.reduce((sum, message) => sum + message.content.length, 0);
 
-/** A realistic stored snapshot: a ~1200-character summary (the extractive default bound), goal, 7-step plan, 2 done. */
+/**
+ * A realistic stored snapshot: a ~1200-character summary (the extractive default bound), goal,
+ * 7-step plan, 2 done, and two small custom fields (stored as given: repositories need no schema).
+ */
 export function createSnapshotFixture(sessionId: string, userId: string | null): SessionContext {
   const random = createRandom(7);
   let summary = '';
@@ -174,6 +177,7 @@ export function createSnapshotFixture(sessionId: string, userId: string | null):
     createdAt: created,
     updatedAt: created,
     version: 1,
+    fields: { platform: 'fly.io', region: 'fra' },
   };
 }
 
@@ -183,6 +187,7 @@ export function nextVersion(base: SessionContext, version: number): SessionConte
     ...base,
     plan: base.plan ? [...base.plan] : null,
     progress: base.progress ? [...base.progress] : null,
+    fields: base.fields ? { ...base.fields } : null,
     updatedAt: new Date(base.createdAt.getTime() + version),
     version,
   };

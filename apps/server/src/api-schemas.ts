@@ -135,6 +135,12 @@ export const EmptyQuerySchema = z.strictObject({});
 export const SessionContextJsonSchema = SessionContextSchema.extend({
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
+  // The core validates stored fields with a refinement (no JSON schema of its own): documented
+  // here as what it is on the wire, one JSON object or null.
+  fields: z.record(z.string(), z.unknown()).nullable().meta({
+    description:
+      "Custom fields of the session (the store's `fields` schema), as one JSON object; null when none is set",
+  }),
 });
 
 /** The body of every error response. */

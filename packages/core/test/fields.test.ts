@@ -232,10 +232,19 @@ describe('custom fields: the extraction schema', () => {
       expect(ExtractionError.isInstance(error), JSON.stringify(fields)).toBe(true);
       expect((error as ExtractionError).reason).toBe('schema_mismatch');
     }
-    // Without declared fields the output keeps its strict shape.
-    expect(() => parseExtractionOutput({ summary: 'S', fields: {} }, { planning: false })).toThrow(
-      /extraction schema/,
-    );
+    // Without declared fields the output keeps its strict shape: a `fields` object with content is
+    // refused; an empty one is an unambiguous extra, dropped and reported (see extraction-tolerance).
+    expect(() =>
+      parseExtractionOutput({ summary: 'S', fields: { platform: 'fly' } }, { planning: false }),
+    ).toThrow(/extraction schema/);
+    const dropped: string[] = [];
+    expect(
+      parseExtractionOutput(
+        { summary: 'S', fields: {} },
+        { planning: false, onTolerated: (report) => dropped.push(...report.droppedKeys) },
+      ),
+    ).toEqual({ summary: 'S' });
+    expect(dropped).toEqual(['fields']);
   });
 });
 

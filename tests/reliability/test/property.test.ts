@@ -197,7 +197,16 @@ function snapshotOf(
   userId: string | null,
   content: Pick<SessionContext, 'summary' | 'goal' | 'plan' | 'progress'>,
 ): SessionContext {
-  return { sessionId, userId, ...content, createdAt: TIME, updatedAt: TIME, version: 1 };
+  // Repositories return `fields` on every read (null when the session has no custom fields).
+  return {
+    sessionId,
+    userId,
+    ...content,
+    fields: null,
+    createdAt: TIME,
+    updatedAt: TIME,
+    version: 1,
+  };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
