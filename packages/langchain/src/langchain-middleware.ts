@@ -1,4 +1,5 @@
 import type { SessionContextStore } from '@ctx/core';
+import { assertIntegrationOptions } from '@ctx/core/adapter';
 import { createMiddleware } from 'langchain';
 import { z } from 'zod/v4';
 import {
@@ -6,7 +7,6 @@ import {
   type ToSessionMessagesOptions,
   toSessionMessages,
 } from './langchain-messages.js';
-import { assertValidOptions } from './langchain-options.js';
 
 /** Options of {@link createLangChainMiddleware}. */
 export interface LangChainMiddlewareOptions extends ToSessionMessagesOptions {
@@ -76,7 +76,7 @@ function sessionOf(runtime: RuntimeLike): { sessionId: string; userId?: string }
  * ```
  */
 export function createLangChainMiddleware(options: LangChainMiddlewareOptions) {
-  assertValidOptions('LangChain middleware', options);
+  assertIntegrationOptions('LangChain middleware', options);
   const { store, maxChars, maxToolResultChars } = options;
   const renderOptions = maxChars === undefined ? {} : { maxChars };
   const messageOptions = maxToolResultChars === undefined ? {} : { maxToolResultChars };

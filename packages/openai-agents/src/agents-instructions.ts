@@ -1,6 +1,6 @@
 import type { SessionContextStore } from '@ctx/core';
+import { assertIntegrationOptions } from '@ctx/core/adapter';
 import type { Agent, AgentOutputType, RunContext } from '@openai/agents';
-import { assertValidOptions } from './agents-options.js';
 
 /** The run context fields {@link createContextInstructions} reads by default. */
 export interface SessionContextRunContext {
@@ -71,7 +71,7 @@ export function createContextInstructions<TContext = SessionContextRunContext>(
   runContext: RunContext<TContext>,
   agent: Agent<TContext, TOutput>,
 ) => Promise<string> {
-  assertValidOptions('context instructions', options);
+  assertIntegrationOptions('context instructions', options);
   const { store, instructions = '', maxChars } = options;
   const resolve =
     options.session ?? (sessionFromContext as (runContext: RunContext<TContext>) => SessionRef);

@@ -1,11 +1,11 @@
 import type { SessionContextStore } from '@ctx/core';
+import { assertIntegrationOptions } from '@ctx/core/adapter';
 import { type AgentInputItem, MemorySession, type Session } from '@openai/agents';
 import {
   isAssistantMessage,
   type ToSessionMessagesOptions,
   toSessionMessages,
 } from './agents-messages.js';
-import { assertValidOptions } from './agents-options.js';
 
 /** Options of {@link createContextSession}. */
 export interface ContextSessionOptions extends ToSessionMessagesOptions {
@@ -48,7 +48,7 @@ export interface ContextSessionOptions extends ToSessionMessagesOptions {
  * ```
  */
 export function createContextSession(options: ContextSessionOptions): Session {
-  assertValidOptions(
+  assertIntegrationOptions(
     'context session',
     options,
     options?.sessionId === undefined && options?.session === undefined

@@ -71,6 +71,7 @@ export {
   type DriverRepository,
   type MigrateMethod,
 } from './driver-repository.js';
+export { assertIntegrationOptions, type IntegrationOptions } from './integration-options.js';
 export {
   assertValidTableName,
   DEFAULT_TABLE_NAME,
