@@ -1,4 +1,5 @@
-import { LIMITS, type Message, ValidationError } from '@ctx/core';
+import { type Message, ValidationError } from '@ctx/core';
+import { cutText as cut, toStorableText as storable } from '@ctx/core/adapter';
 import type { ModelMessage } from 'ai';
 
 /** Options of {@link toSessionMessages}. */
@@ -29,27 +30,6 @@ export interface AnyModelMessage {
 
 const isRecord = (value: unknown): value is UnknownRecord =>
   typeof value === 'object' && value !== null;
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/**
- * Makes text storable in every ctx backend: U+0000 and lone surrogates (which PostgreSQL or UTF-8
- * cannot hold) become U+FFFD, and text longer than a ctx message may be is cut.
- */
-function storable(text: string, limit: number = LIMITS.messageMaxLength): string {
-  const clean = text.replace(/\u0000/g, '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
-  return cut(clean, limit);
-}
-
-// Cuts at a code-point boundary and says how much was left out.
-function cut(text: string, limit: number): string {
-  if (text.length <= limit) return text;
-  const marker = (rest: number) => `… [${rest} more characters]`;
-  let end = Math.max(0, limit - marker(text.length).length);
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end -= 1;
-  return `${text.slice(0, end)}${marker(text.length - end)}`;
-}
 
 function json(value: unknown): string {
   if (typeof value === 'string') return value;

@@ -1,4 +1,5 @@
 import type { Message } from '@ctx/core';
+import { sliceAtCodePoint, toStorableText } from '@ctx/core/adapter';
 import { AIMessage, type BaseMessage, ToolMessage } from '@langchain/core/messages';
 
 /** Options of {@link toSessionMessages}. */
@@ -38,8 +39,9 @@ function contentText(content: BaseMessage['content']): string {
   return parts.join('\n');
 }
 
+// Cuts long tool output, never between the two halves of a surrogate pair.
 function cut(text: string, maxChars: number): string {
-  return text.length <= maxChars ? text : `${text.slice(0, Math.max(0, maxChars - 1))}…`;
+  return text.length <= maxChars ? text : `${sliceAtCodePoint(text, maxChars - 1)}…`;
 }
 
 function toMessage(message: BaseMessage, maxToolResultChars: number): Message | null {
@@ -90,7 +92,8 @@ export function toSessionMessages(
   const result: Message[] = [];
   for (const message of messages) {
     const converted = toMessage(message, maxToolResultChars);
-    if (converted) result.push(converted);
+    // Text every store accepts: no U+0000, no lone surrogate, within the message limit.
+    if (converted) result.push({ ...converted, content: toStorableText(converted.content) });
   }
   return result;
 }

@@ -1,3 +1,4 @@
+import { MessageSchema } from '@ctx/core';
 import { AIMessage, HumanMessage, SystemMessage, ToolMessage } from '@langchain/core/messages';
 import { describe, expect, it } from 'vitest';
 import { lastTurn, toSessionMessages } from '../src/index.js';
@@ -50,5 +51,20 @@ describe('lastTurn', () => {
       'two, continued',
       'reply two',
     ]);
+  });
+});
+
+describe('toSessionMessages: storable text', () => {
+  it('gives messages every store accepts: no split surrogate pair, no NUL, no lone surrogate', () => {
+    // The cut at maxToolResultChars would fall between the two halves of 😀.
+    const messages = toSessionMessages(
+      [
+        new HumanMessage('nul \u0000 and a lone \uD800 surrogate'),
+        new ToolMessage({ content: `${'x'.repeat(8)}😀 tail`, tool_call_id: 'c1', name: 'lookup' }),
+      ],
+      { maxToolResultChars: 10 },
+    );
+    for (const message of messages) expect(MessageSchema.safeParse(message).success).toBe(true);
+    expect(messages[0]?.content).toBe('nul \uFFFD and a lone \uFFFD surrogate');
   });
 });

@@ -1,4 +1,5 @@
 import type { Message } from '@ctx/core';
+import { sliceAtCodePoint, toStorableText } from '@ctx/core/adapter';
 import type { AgentInputItem } from '@openai/agents';
 
 /** Options of {@link toSessionMessages}. */
@@ -41,8 +42,9 @@ function contentText(content: unknown): string {
   return partText(content);
 }
 
+// Cuts long tool output, never between the two halves of a surrogate pair.
 function cut(text: string, maxChars: number): string {
-  return text.length <= maxChars ? text : `${text.slice(0, Math.max(0, maxChars - 1))}…`;
+  return text.length <= maxChars ? text : `${sliceAtCodePoint(text, maxChars - 1)}…`;
 }
 
 function toMessage(item: Fields, maxToolResultChars: number): Message | null {
@@ -94,7 +96,10 @@ export function toSessionMessages(
   const messages: Message[] = [];
   for (const item of items) {
     const message = isFields(item) ? toMessage(item, maxToolResultChars) : null;
-    if (message && message.content !== '') messages.push(message);
+    // Text every store accepts: no U+0000, no lone surrogate, within the message limit.
+    if (message && message.content !== '') {
+      messages.push({ ...message, content: toStorableText(message.content) });
+    }
   }
   return messages;
 }

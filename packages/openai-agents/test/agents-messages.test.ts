@@ -1,3 +1,4 @@
+import { MessageSchema } from '@ctx/core';
 import type { AgentInputItem } from '@openai/agents';
 import { describe, expect, it } from 'vitest';
 import { isAssistantMessage, toSessionMessages } from '../src/index.js';
@@ -44,5 +45,22 @@ describe('toSessionMessages', () => {
     ]);
     expect(isAssistantMessage(items.at(-1))).toBe(true);
     expect(isAssistantMessage(items.at(-2))).toBe(false);
+  });
+
+  it('gives messages every store accepts: no split surrogate pair, no NUL, no lone surrogate', () => {
+    const items: AgentInputItem[] = [
+      { type: 'message', role: 'user', content: 'nul \u0000 and a lone \uD800 surrogate' },
+      {
+        type: 'function_call_result',
+        callId: 'c1',
+        name: 'lookup',
+        status: 'completed',
+        // The cut at maxToolResultChars would fall between the two halves of 😀.
+        output: { type: 'text', text: `${'x'.repeat(8)}😀 tail` },
+      },
+    ];
+    const messages = toSessionMessages(items, { maxToolResultChars: 10 });
+    for (const message of messages) expect(MessageSchema.safeParse(message).success).toBe(true);
+    expect(messages[0]?.content).toBe('nul \uFFFD and a lone \uFFFD surrogate');
   });
 });

@@ -81,3 +81,4 @@ export {
   type RepositorySettings,
   resolveRepositorySettings,
 } from './repository-settings.js';
+export { cutText, sliceAtCodePoint, toStorableText } from './storable-text.js';
