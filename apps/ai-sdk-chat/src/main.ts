@@ -1,10 +1,5 @@
 #!/usr/bin/env node
+import { runMain } from 'chat/run-main';
 import { runChat } from './chat.js';
 
-process.exitCode = await runChat({
-  argv: process.argv.slice(2),
-  env: process.env,
-  input: process.stdin,
-  output: process.stdout,
-  errorOutput: process.stderr,
-});
+await runMain(runChat);

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 
 /** The command-line options of the chat. */
 export interface ChatOptions {
-  /** Store URL: `sqlite:./file.db`, `postgres://…`, `redis://…`, `memory:`. @default 'sqlite:./data/chat.db' */
+  /** Store URL: `sqlite:./file.db`, `postgres://…`, `redis://…`, `memory:`. @default 'sqlite:./data/chat.db' in chat */
   store: string;
   /** Session to open. @default 'default' */
   session: string;
@@ -20,14 +20,25 @@ export const DEFAULT_STORE_URL = 'sqlite:./data/chat.db';
 /** The session opened when `--session` is not given. */
 export const DEFAULT_SESSION_ID = 'default';
 
-/** The `--help` text. */
-export const USAGE = `Usage: chat [options]
+/** What differs in the `--help` text of the apps built on this chat. */
+export interface UsageOptions {
+  /** The command, e.g. `chat`. */
+  command: string;
+  /** The store used when `--store` is not given. */
+  defaultStoreUrl: string;
+  /** The environment variables the app reads, comma-separated. */
+  environment: string;
+}
+
+/** Writes the `--help` text of a chat app. */
+export function formatUsage(options: UsageOptions): string {
+  return `Usage: ${options.command} [options]
 
 An interactive terminal chat whose session context (summary; with --planning also goal, plan and
 completed steps) is rewritten by a model after every turn and injected into the next system prompt.
 
 Options:
-  --store <url>     where contexts are stored (default: ${DEFAULT_STORE_URL})
+  --store <url>     where contexts are stored (default: ${options.defaultStoreUrl})
                     sqlite:./file.db · postgres://user@host:5432/db · redis://host:6379 · memory:
   --session <id>    session to open (default: ${DEFAULT_SESSION_ID})
   --user <id>       your user id (default: your OS user name)
@@ -36,7 +47,16 @@ Options:
 
 Commands while chatting: /context /sessions /switch <id> /forget /help /exit
 
-Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, GEMINI_API_KEY, GEMINI_MODEL, CTX_MODEL`;
+Environment: ${options.environment}`;
+}
+
+/** The `--help` text. */
+export const USAGE = formatUsage({
+  command: 'chat',
+  defaultStoreUrl: DEFAULT_STORE_URL,
+  environment:
+    'OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, GEMINI_API_KEY, GEMINI_MODEL, CTX_MODEL',
+});
 
 /** Bad command-line arguments; the message says which. */
 export class UsageError extends Error {
@@ -56,10 +76,14 @@ function defaultUser(env: Readonly<Record<string, string | undefined>>): string 
   return env.USER || env.USERNAME || 'user';
 }
 
-/** Parses the command line (without `node` and the script). Throws {@link UsageError}. */
+/**
+ * Parses the command line (without `node` and the script); `--store` defaults to
+ * `defaultStoreUrl`. Throws {@link UsageError}.
+ */
 export function parseChatOptions(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
+  defaultStoreUrl: string = DEFAULT_STORE_URL,
 ): ChatOptions {
   let values: ReturnType<typeof parse>['values'];
   try {
@@ -74,7 +98,7 @@ export function parseChatOptions(
     }
   }
   return {
-    store: values.store ?? DEFAULT_STORE_URL,
+    store: values.store ?? defaultStoreUrl,
     session: values.session ?? DEFAULT_SESSION_ID,
     user: values.user ?? defaultUser(env),
     planning: values.planning ?? false,

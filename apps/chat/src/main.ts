@@ -1,10 +1,5 @@
 #!/usr/bin/env node
 import { runChat } from './chat.js';
+import { runMain } from './run-main.js';
 
-process.exitCode = await runChat({
-  argv: process.argv.slice(2),
-  env: process.env,
-  input: process.stdin,
-  output: process.stdout,
-  errorOutput: process.stderr,
-});
+await runMain(runChat);

@@ -4,6 +4,8 @@ import type { Interface } from 'node:readline';
 export interface Terminal {
   /** Writes one or more lines to standard output. */
   line(text: string): void;
+  /** Writes text to standard output as it is (a streamed reply, piece by piece). */
+  write(text: string): void;
   /** Writes a de-emphasised line (dim on a colour terminal). */
   note(text: string): void;
   /** Writes a line to standard error. */
@@ -36,6 +38,9 @@ export function createTerminal(
   return {
     line(text) {
       output.write(`${text}\n`);
+    },
+    write(text) {
+      output.write(text);
     },
     note(text) {
       output.write(`${dim(text)}\n`);

@@ -1,13 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import type { TestProject } from 'vitest/node';
 
-/** Builds `dist/` once before the test files spawn `node dist/main.js`. */
-export function setup(): void {
-  const appDir = fileURLToPath(new URL('..', import.meta.url));
+/** Builds the app's `dist/` once before the test files spawn `node dist/main.js`. */
+export function setup(project: TestProject): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: appDir,
+    cwd: project.config.root,
     stdio: 'inherit',
   });
 }
