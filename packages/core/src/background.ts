@@ -21,19 +21,27 @@ export interface BackgroundFailure {
   durationMs: number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
+/** Waits `ms`, or less when one of the signals is aborted (before or during the wait). */
+const sleep = (ms: number, ...signals: AbortSignal[]) =>
   new Promise<void>((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const onAbort = () => {
+    if (ms <= 0 || signals.some((signal) => signal.aborted)) return resolve();
+    const finish = () => {
       clearTimeout(timer);
+      for (const signal of signals) signal.removeEventListener('abort', finish);
       resolve();
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(finish, ms);
+    for (const signal of signals) signal.addEventListener('abort', finish, { once: true });
   });
+
+/** One session's background loop: when its next fold is due, and how to wake it sooner. */
+interface SessionLoop {
+  /** When the next fold is due (`performance.now()` time); undefined when none is asked for. */
+  due: number | undefined;
+  /** Cuts the current wait for `due` short (a sooner kick). */
+  wake: AbortController | undefined;
+  done: Promise<void>;
+}
 
 /**
  * Folds sessions in the background of one store: one loop per session at a time (a kick while it
@@ -46,7 +54,7 @@ export class FoldScheduler {
   readonly #fold: (sessionId: string) => Promise<'busy' | 'done'>;
   readonly #settings: BackgroundSettings;
   readonly #onFailure: (failure: BackgroundFailure) => void;
-  readonly #running = new Map<string, { again: boolean; done: Promise<void> }>();
+  readonly #running = new Map<string, SessionLoop>();
   #flushing = new AbortController();
 
   constructor(
@@ -59,36 +67,60 @@ export class FoldScheduler {
     this.#onFailure = onFailure;
   }
 
-  /** Makes sure the session's pending turns get folded soon. */
-  kick(sessionId: string): void {
+  /**
+   * Makes sure the session's pending turns get folded within `delayMs` (0: now). A kick while a
+   * fold runs makes the loop go round once more; of several kicks the soonest wins, so turns
+   * recorded while the session waits join the same fold.
+   */
+  kick(sessionId: string, delayMs = 0): void {
+    const due = performance.now() + delayMs;
     const running = this.#running.get(sessionId);
     if (running) {
-      running.again = true;
+      if (running.due === undefined || due < running.due) {
+        running.due = due;
+        running.wake?.abort();
+      }
       return;
     }
-    const state = { again: false, done: Promise.resolve() };
-    state.done = this.#loop(sessionId, state).finally(() => this.#running.delete(sessionId));
-    this.#running.set(sessionId, state);
+    const loop: SessionLoop = { due, wake: undefined, done: Promise.resolve() };
+    loop.done = this.#loop(sessionId, loop).finally(() => this.#running.delete(sessionId));
+    this.#running.set(sessionId, loop);
   }
 
-  /** Resolves when every background fold has finished; waits between retries are cut short. */
+  /**
+   * Resolves when every background fold has finished; waits for a due time or between retries are
+   * cut short.
+   */
   async flush(): Promise<void> {
     this.#flushing.abort();
     try {
       while (this.#running.size > 0) {
-        await Promise.all([...this.#running.values()].map((state) => state.done));
+        await Promise.all([...this.#running.values()].map((loop) => loop.done));
       }
     } finally {
       this.#flushing = new AbortController();
     }
   }
 
-  async #loop(sessionId: string, state: { again: boolean }): Promise<void> {
+  /** Waits until the loop's fold is due, a sooner kick moves it, or a flush asks for it now. */
+  async #untilDue(loop: SessionLoop): Promise<void> {
+    for (;;) {
+      const left = (loop.due ?? 0) - performance.now();
+      if (left <= 0 || this.#flushing.signal.aborted) return;
+      loop.wake = new AbortController();
+      await sleep(left, loop.wake.signal, this.#flushing.signal);
+      loop.wake = undefined;
+    }
+  }
+
+  async #loop(sessionId: string, loop: SessionLoop): Promise<void> {
     const started = performance.now();
     let attempt = 1;
     let busyWaits = 0;
-    for (;;) {
-      state.again = false;
+    // Each round folds what is pending when it starts; a kick during the round asks for another.
+    while (loop.due !== undefined) {
+      await this.#untilDue(loop);
+      loop.due = undefined;
       let outcome: 'busy' | 'done';
       try {
         outcome = await this.#fold(sessionId);
@@ -112,6 +144,7 @@ export class FoldScheduler {
         if (!willRetry) return;
         attempt += 1;
         await sleep(retryInMs ?? 0, this.#flushing.signal);
+        loop.due = 0;
         continue;
       }
       if (outcome === 'busy') {
@@ -120,9 +153,8 @@ export class FoldScheduler {
         busyWaits += 1;
         if (busyWaits > this.#settings.maxBusyWaits) return;
         await sleep(this.#settings.busyDelayMs, this.#flushing.signal);
-        continue;
+        loop.due = 0;
       }
-      if (!state.again) return;
     }
   }
 }

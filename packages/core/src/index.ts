@@ -76,6 +76,7 @@ export {
 export type {
   BackgroundConfig,
   FoldConfig,
+  ScheduleOptions,
   SessionContextConfig,
   SessionContextEvent,
   UpdateInput,

@@ -181,6 +181,31 @@ export function canonicalFields(fields: StoredFields | null | undefined): Stored
   return canonicalJson(fields) as StoredFields;
 }
 
+/**
+ * `fields` itself when it already is in canonical form (what a backend returns for what ctx
+ * stored, usually), else a canonical copy: for read paths that own the object, where a copy on
+ * every `get` would cost more than the check.
+ */
+export function ensureCanonicalFields(
+  fields: StoredFields | null | undefined,
+): StoredFields | null {
+  if (fields === null || fields === undefined) return null;
+  return isCanonicalJson(fields) ? fields : (canonicalJson(fields) as StoredFields);
+}
+
+function isCanonicalJson(value: JsonValue): boolean {
+  if (Array.isArray(value)) return value.every(isCanonicalJson);
+  if (typeof value === 'number') return !Object.is(value, -0);
+  if (typeof value !== 'object' || value === null) return true;
+  let previous: string | undefined;
+  for (const key of Object.keys(value)) {
+    if (previous !== undefined && !(previous < key)) return false;
+    if (!isCanonicalJson(value[key] as JsonValue)) return false;
+    previous = key;
+  }
+  return true;
+}
+
 function canonicalJson(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(canonicalJson);
   if (typeof value === 'number') return value === 0 ? 0 : value;

@@ -215,6 +215,24 @@ export const updateInputSchema = z.object({
   turnId: TurnIdSchema.optional(),
 });
 
+/** Options of {@link SessionContextStore.schedule}. */
+export interface ScheduleOptions {
+  /**
+   * How long the background fold may wait for more turns of this session before it folds, so
+   * that they share one extraction — for example the steps of a tool loop, each one model call.
+   * The soonest due time of the session's pending turns wins: a `schedule` without delay folds at
+   * once (this turn included), and so do `update`, `flush` and `close`. The turn is recorded
+   * before `schedule` resolves whatever the delay: a process that stops meanwhile leaves it to
+   * the session's next update or a drain. At most one hour. @default 0
+   */
+  foldDelayMs?: number;
+}
+
+export const scheduleOptionsSchema = z
+  .object({ foldDelayMs: z.number().int().min(0).max(3_600_000).optional() })
+  .strict()
+  .optional();
+
 export const userOptionSchema = z.object({ userId: UserIdSchema.optional() }).optional();
 
 export const drainOptionsSchema = z

@@ -37,8 +37,10 @@ import { parseOrThrow, type SessionContext, SessionIdSchema } from './schema.js'
 import {
   configSchema,
   drainOptionsSchema,
+  type ScheduleOptions,
   type SessionContextConfig,
   type SessionContextEvent,
+  scheduleOptionsSchema,
   type UpdateInput,
   type UpdateResult,
   updateInputSchema,
@@ -286,13 +288,17 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
    * (`INVALID_INPUT`), another user's session (`OWNERSHIP_MISMATCH`), a full log (`BACKPRESSURE`)
    * or a storage failure. Background folds retry retryable failures with backoff; outcomes are
    * reported through `onEvent`. Turns this process never folds (it crashed, or gave up) are folded
-   * by the session's next update or by a `drain` on any instance.
+   * by the session's next update or by a `drain` on any instance. `foldDelayMs` lets the fold
+   * wait for the session's next turns so that they share one extraction (see {@link ScheduleOptions}).
    */
   async schedule(
     input: UpdateInput,
+    options?: ScheduleOptions,
   ): Promise<{ turnId: string; skipped?: 'no-conversational-content' }> {
     this.#assertOpen('schedule');
     const parsed = parseOrThrow(updateInputSchema, input, 'update input');
+    const { foldDelayMs = 0 } =
+      parseOrThrow(scheduleOptionsSchema, options, 'schedule options') ?? {};
     if (!hasConversationalContent(parsed.messages)) {
       this.#emit({
         type: 'skipped',
@@ -303,7 +309,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
       return { turnId: parsed.turnId ?? randomUUID(), skipped: 'no-conversational-content' };
     }
     const turnId = await this.#record(parsed);
-    this.#scheduler.kick(parsed.sessionId);
+    this.#scheduler.kick(parsed.sessionId, foldDelayMs);
     return { turnId };
   }
 

@@ -35,6 +35,17 @@ function fakeDriver(overrides: Partial<ContextDriver> = {}): ContextDriver {
   };
 }
 
+/** The same value with object keys in code-unit order (as JSON text would list them). */
+function canonicalOrder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonicalOrder);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .map((key) => [key, canonicalOrder((value as Record<string, unknown>)[key])]),
+  );
+}
+
 const settings = (options = {}) => resolveRepositorySettings('Fake', options);
 
 async function errorOf(promise: Promise<unknown>): Promise<ContextError> {
@@ -48,6 +59,27 @@ async function errorOf(promise: Promise<unknown>): Promise<ContextError> {
 }
 
 describe('createDriverRepository', () => {
+  it('hands out custom fields in canonical key order, whatever order the backend returns', async () => {
+    const reordered = { z: 1, a: { y: [{ b: -0, a: 'x' }], b: null }, '10': true, '9': false };
+    const canonical = { a: { b: null, y: [{ a: 'x', b: 0 }] }, z: 1, '10': true, '9': false };
+    for (const [returned, expected] of [
+      [reordered, canonical],
+      [canonical, canonical],
+    ] as const) {
+      const repository = createDriverRepository(
+        fakeDriver({
+          supports: { ttl: false, history: false, fields: true },
+          read: () => snapshot({ fields: structuredClone(returned) as SessionContext['fields'] }),
+        }),
+        settings(),
+      );
+      const fields = (await repository.get('s1'))?.fields ?? {};
+      expect(fields).toEqual(expected);
+      expect(JSON.stringify(fields)).toBe(JSON.stringify(canonicalOrder(expected)));
+      expect(Object.is((fields as { a: { y: { b: number }[] } }).a.y[0]?.b, -0)).toBe(false);
+    }
+  });
+
   it('refuses a driver written for another spec version, or missing a method', () => {
     expect(() =>
       createDriverRepository(fakeDriver({ specVersion: DRIVER_SPEC_VERSION + 1 }), settings()),

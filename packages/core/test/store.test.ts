@@ -553,6 +553,96 @@ describe('background mode (the turn log)', () => {
     expect((await store.get('s'))?.summary).toBe('[1][2,3]');
   });
 
+  describe('foldDelayMs: turns that arrive while a fold waits share its extraction', () => {
+    const bracketing = () =>
+      createScriptedExtractor({
+        fallback: (request) => ({
+          summary: `${request.previous?.summary ?? ''}[${request.messages.map((m) => m.content).join(',')}]`,
+        }),
+      });
+
+    it('three steps of a tool loop, the last without delay: one extraction with all of them', async () => {
+      const extractor = bracketing();
+      const store = new SessionContextStore({ repository: createMemoryRepository(), extractor });
+      await store.schedule({ sessionId: 's', messages: [user('1')] }, { foldDelayMs: 60_000 });
+      await store.schedule({ sessionId: 's', messages: [assistant('2')] }, { foldDelayMs: 60_000 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(extractor.requests).toHaveLength(0);
+      const started = performance.now();
+      await store.schedule({ sessionId: 's', messages: [assistant('3')] });
+      await new Promise<void>((resolve) => {
+        const poll = () =>
+          extractor.requests.length > 0 ? resolve() : setTimeout(poll, 5).unref();
+        poll();
+      });
+      // Folded at once, not after the minute the earlier turns allowed.
+      expect(performance.now() - started).toBeLessThan(30_000);
+      await store.flush();
+      expect(extractor.requests).toHaveLength(1);
+      expect((await store.get('s'))?.summary).toBe('[1,2,3]');
+      expect((await store.get('s'))?.version).toBe(1);
+    });
+
+    it('a waiting fold runs on its own when its delay is up', async () => {
+      const extractor = bracketing();
+      const folded = new Promise<void>((resolve) => {
+        const store = new SessionContextStore({
+          repository: createMemoryRepository(),
+          extractor,
+          config: { onEvent: (event) => event.type === 'updated' && resolve() },
+        });
+        void store.schedule({ sessionId: 's', messages: [user('1')] }, { foldDelayMs: 150 });
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(extractor.requests).toHaveLength(0);
+      await folded;
+      expect(extractor.requests).toHaveLength(1);
+    });
+
+    it('flush and close fold a waiting session at once', async () => {
+      const extractor = bracketing();
+      const repository = createMemoryRepository();
+      const store = new SessionContextStore({ repository, extractor });
+      await store.schedule({ sessionId: 'a', messages: [user('1')] }, { foldDelayMs: 3_600_000 });
+      const started = performance.now();
+      await store.flush();
+      expect((await store.get('a'))?.summary).toBe('[1]');
+      await store.schedule({ sessionId: 'b', messages: [user('2')] }, { foldDelayMs: 3_600_000 });
+      await store.close();
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect((await repository.get('b'))?.summary).toBe('[2]');
+    });
+
+    it('an update of the session folds the waiting turns with its own', async () => {
+      const extractor = bracketing();
+      const store = new SessionContextStore({ repository: createMemoryRepository(), extractor });
+      await store.schedule({ sessionId: 's', messages: [user('1')] }, { foldDelayMs: 60_000 });
+      const result = await store.update({ sessionId: 's', messages: [assistant('2')] });
+      expect(result.context?.summary).toBe('[1,2]');
+      await store.flush();
+      expect(extractor.requests).toHaveLength(1);
+    });
+
+    it.each([
+      [{ foldDelayMs: -1 }],
+      [{ foldDelayMs: 1.5 }],
+      [{ foldDelayMs: 3_600_001 }],
+      [{ foldDelayMs: '10' }],
+      [{ foldDelay: 10 }],
+    ])('refuses %j with INVALID_INPUT, recording nothing', async (options) => {
+      const store = new SessionContextStore({
+        repository: createMemoryRepository(),
+        extractor: bracketing(),
+      });
+      expect(
+        await codeOf(
+          store.schedule({ sessionId: 's', messages: [user('1')] }, options as { foldDelayMs: 1 }),
+        ),
+      ).toBe('INVALID_INPUT');
+      expect(await store.pendingTurns('s')).toEqual([]);
+    });
+  });
+
   it('retries retryable failures with backoff, honouring retry-after', async () => {
     const events: SessionContextEvent[] = [];
     const store = new SessionContextStore({

@@ -21,6 +21,7 @@ import {
 import {
   assertValidSessionId,
   canonicalFields,
+  ensureCanonicalFields,
   parseOrThrow,
   type SessionContext,
   TurnIdSchema,
@@ -142,7 +143,7 @@ function assertPositiveInteger(value: unknown, path: string): number {
 // What the repository hands out: every snapshot has `fields` (null when none), in canonical key
 // order whatever order the backend keeps JSON keys in.
 function fromDriver(snapshot: SessionContext, fields: boolean): SessionContext {
-  snapshot.fields = fields ? canonicalFields(snapshot.fields) : null;
+  snapshot.fields = fields ? ensureCanonicalFields(snapshot.fields) : null;
   return snapshot;
 }
 
