@@ -2,6 +2,7 @@
 // the block before a call and records the turn after it, and the message conversion it uses.
 export {
   createSessionContextMiddleware,
+  DEFAULT_TOOL_CALL_FOLD_DELAY_MS,
   PROVIDER_OPTIONS_KEY,
   type SessionContextMiddleware,
   type SessionContextMiddlewareErrorInfo,

@@ -55,6 +55,7 @@ export class StreamReply {
   readonly #texts = new Map<string, { type: 'text'; text: string }>();
   #finished = false;
   #failed = false;
+  #finishReason: string | undefined;
 
   /** Looks at one stream part. */
   add(part: unknown): void {
@@ -78,7 +79,8 @@ export class StreamReply {
         this.#failed = true;
         return;
       case 'finish': {
-        const reason = isRecord(part.finishReason) ? part.finishReason.unified : part.finishReason;
+        const reason = unifiedFinishReason(part);
+        this.#finishReason = reason;
         if (reason === 'error') this.#failed = true;
         else this.#finished = true;
         return;
@@ -86,6 +88,11 @@ export class StreamReply {
       default:
         return;
     }
+  }
+
+  /** The unified finish reason of the `finish` part (`stop`, `tool-calls`, …), if one came. */
+  get finishReason(): string | undefined {
+    return this.#finishReason;
   }
 
   /**
@@ -164,6 +171,16 @@ export function observeStream<Part>(
       await reader.cancel(reason);
     },
   });
+}
+
+/**
+ * The unified finish reason of a generate result or a stream's `finish` part: an object
+ * `{ unified, raw }` since the v3 specification, a plain string before.
+ */
+export function unifiedFinishReason(result: unknown): string | undefined {
+  if (!isRecord(result)) return undefined;
+  const reason = isRecord(result.finishReason) ? result.finishReason.unified : result.finishReason;
+  return typeof reason === 'string' ? reason : undefined;
 }
 
 function isAbort(error: unknown): boolean {

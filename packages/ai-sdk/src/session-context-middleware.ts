@@ -6,7 +6,7 @@ import {
   ValidationError,
 } from '@ctx/core';
 import type { LanguageModelMiddleware } from 'ai';
-import { observeStream, replyFromContent, StreamReply } from './reply.js';
+import { observeStream, replyFromContent, StreamReply, unifiedFinishReason } from './reply.js';
 import {
   type AnyModelMessage,
   type ToSessionMessagesOptions,
@@ -69,7 +69,19 @@ export interface SessionContextMiddlewareOptions extends ToSessionMessagesOption
    * Elsewhere, call `flush()` before the process exits.
    */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /**
+   * How long the fold of a turn that ended in tool calls waits for the tool loop's next step
+   * (`schedule`'s `foldDelayMs`), so that the steps of one loop share one extraction: the final
+   * step, which ends with an answer, folds them all at once. A loop that stops at a tool call (a
+   * step limit, tools the client runs) is folded when the delay is up, or by the session's next
+   * turn. 0 folds every step on its own. At most one hour.
+   * @default 30000
+   */
+  toolCallFoldDelayMs?: number;
 }
+
+/** The default of {@link SessionContextMiddlewareOptions.toolCallFoldDelayMs}. */
+export const DEFAULT_TOOL_CALL_FOLD_DELAY_MS = 30_000;
 
 /** The middleware, plus a way to wait for the turns it is recording. */
 export type SessionContextMiddleware = LanguageModelMiddleware & {
@@ -176,7 +188,9 @@ function warn(error: ContextError, info: SessionContextMiddlewareErrorInfo) {
  *   when the stream has finished.
  * - **Tool calls**: every model call is one turn. A call that ends in tool calls records the
  *   user's message and the calls; the next step (the tool results and what the model made of
- *   them) records the results and the answer. No message is recorded twice.
+ *   them) records the results and the answer. No message is recorded twice. The fold of a step
+ *   that ended in tool calls waits for the next step (`toolCallFoldDelayMs`), so one loop costs
+ *   one extraction.
  * - **Aborted streams** record what the user saw: the new messages and the partial reply, ending
  *   with `[reply interrupted]`; nothing when no reply had arrived. Failed calls and streams that
  *   reported an error record nothing (a retry records the turn).
@@ -205,7 +219,12 @@ function warn(error: ContextError, info: SessionContextMiddlewareErrorInfo) {
 export function createSessionContextMiddleware(
   options: SessionContextMiddlewareOptions,
 ): SessionContextMiddleware {
-  const { store, onError = warn, waitUntil } = options ?? {};
+  const {
+    store,
+    onError = warn,
+    waitUntil,
+    toolCallFoldDelayMs = DEFAULT_TOOL_CALL_FOLD_DELAY_MS,
+  } = options ?? {};
   const issues = [];
   for (const method of ['buildSystemPrompt', 'schedule', 'flush'] as const) {
     if (typeof store?.[method] !== 'function') {
@@ -217,6 +236,16 @@ export function createSessionContextMiddleware(
   }
   if (waitUntil !== undefined && typeof waitUntil !== 'function') {
     issues.push({ path: 'waitUntil', message: 'must be a function' });
+  }
+  if (
+    !Number.isInteger(toolCallFoldDelayMs) ||
+    toolCallFoldDelayMs < 0 ||
+    toolCallFoldDelayMs > 3_600_000
+  ) {
+    issues.push({
+      path: 'toolCallFoldDelayMs',
+      message: 'must be an integer of milliseconds from 0 to 3600000',
+    });
   }
   if (issues.length > 0) {
     throw new ValidationError(
@@ -247,7 +276,8 @@ export function createSessionContextMiddleware(
     }
   };
 
-  const record = (call: SessionCall, reply: AnyModelMessage[]) => {
+  // A call that ended in tool calls is one step of a loop: its fold waits for the next step.
+  const record = (call: SessionCall, reply: AnyModelMessage[], endedInToolCalls: boolean) => {
     const messages = toSessionMessages([...call.incoming, ...reply], messageOptions);
     if (messages.length === 0) return;
     const { sessionId, userId } = call;
@@ -255,11 +285,10 @@ export function createSessionContextMiddleware(
     const task = previous.then(async () => {
       try {
         for (const batch of batches(messages)) {
-          await store.schedule({
-            sessionId,
-            ...(userId === undefined ? {} : { userId }),
-            messages: batch,
-          });
+          await store.schedule(
+            { sessionId, ...(userId === undefined ? {} : { userId }), messages: batch },
+            endedInToolCalls ? { foldDelayMs: toolCallFoldDelayMs } : undefined,
+          );
         }
       } catch (error) {
         report(error, { sessionId, phase: 'record' });
@@ -328,7 +357,13 @@ export function createSessionContextMiddleware(
     async wrapGenerate({ doGenerate, params }) {
       const result = await doGenerate();
       const call = calls.get(params);
-      if (call) record(call, replyFromContent(result.content));
+      if (call) {
+        record(
+          call,
+          replyFromContent(result.content),
+          unifiedFinishReason(result) === 'tool-calls',
+        );
+      }
       return result;
     },
 
@@ -345,7 +380,7 @@ export function createSessionContextMiddleware(
           const messages = reply.messages();
           // An interrupted stream that had not answered yet: the turn did not happen.
           if (outcome === 'interrupted' && messages.length === 0) return;
-          record(call, messages);
+          record(call, messages, reply.finishReason === 'tool-calls');
         },
         params.abortSignal,
       );

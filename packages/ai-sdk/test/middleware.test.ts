@@ -70,6 +70,11 @@ const folded = (): Message[] => extractor.requests.flatMap((request) => request.
 const foldedTurns = () =>
   events.reduce((count, event) => count + (event.type === 'updated' ? event.turns : 0), 0);
 
+/** Resolves once `condition` holds (checked every 5 ms). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 async function seed(summary: string, userId = 'alice') {
   const seeded = createScriptedExtractor({ replies: [{ summary }] });
   const seeder = new SessionContextStore({ repository: store.repository, extractor: seeded });
@@ -326,6 +331,8 @@ describe('after the call', () => {
       { role: 'assistant', content: '21 °C and sunny.' },
     ]);
     expect(foldedTurns()).toBe(2);
+    // Step 1's fold waited for step 2: the loop cost one extraction.
+    expect(extractor.requests).toHaveLength(1);
     // The ctx key reached the model in neither step.
     expect(model.doGenerateCalls.map((call) => call.providerOptions)).toEqual([
       undefined,
@@ -374,6 +381,37 @@ describe('after the call', () => {
       { role: 'assistant', content: '21 °C and sunny.' },
     ]);
     expect(foldedTurns()).toBe(2);
+    expect(extractor.requests).toHaveLength(1);
+  });
+
+  it('folds a loop that stops at a tool call when toolCallFoldDelayMs is up, or at once with 0', async () => {
+    for (const toolCallFoldDelayMs of [150, 0]) {
+      extractor.requests.length = 0;
+      const own = createSessionContextMiddleware({ store, toolCallFoldDelayMs });
+      const model = new MockLanguageModel({
+        doGenerate: [toolCallResult('weather', { city: 'Lisbon' })],
+      });
+      await generateText({
+        model: wrapLanguageModel({ model, middleware: own }),
+        prompt: 'Weather in Lisbon?',
+        tools: {
+          weather: tool({
+            inputSchema: z.object({ city: z.string() }),
+            execute: async ({ city }) => ({ city, temperature: 21 }),
+          }),
+        },
+        stopWhen: stepCountIs(1),
+        providerOptions: { ctx: { sessionId: `${sessionId}-${toolCallFoldDelayMs}` } },
+      });
+      const started = performance.now();
+      await until(() => extractor.requests.length === 1);
+      const waited = performance.now() - started;
+      if (toolCallFoldDelayMs > 0) expect(waited).toBeGreaterThanOrEqual(100);
+      expect(folded()).toEqual([
+        { role: 'user', content: 'Weather in Lisbon?' },
+        { role: 'assistant', content: '[tool call weather: {"city":"Lisbon"}]' },
+      ]);
+    }
   });
 
   it('records what the user saw of an aborted stream, marked as interrupted', async () => {
@@ -560,5 +598,13 @@ describe('options', () => {
     expect(() => createSessionContextMiddleware({ store, maxToolChars: -1 })).toThrow(
       expect.objectContaining({ code: 'INVALID_INPUT' }),
     );
+    for (const toolCallFoldDelayMs of [-1, 1.5, 3_600_001, '100' as never]) {
+      expect(() => createSessionContextMiddleware({ store, toolCallFoldDelayMs })).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_CONFIG',
+          message: expect.stringMatching(/toolCallFoldDelayMs/),
+        }),
+      );
+    }
   });
 });

@@ -21,8 +21,11 @@ export interface BackgroundFailure {
   durationMs: number;
 }
 
-/** Waits `ms`, or less when one of the signals is aborted (before or during the wait). */
-const sleep = (ms: number, ...signals: AbortSignal[]) =>
+/**
+ * Waits `ms`, or less when one of the signals is aborted (before or during the wait). An `unref`
+ * wait does not keep the process alive.
+ */
+const sleep = (ms: number, signals: AbortSignal[], unref = false) =>
   new Promise<void>((resolve) => {
     if (ms <= 0 || signals.some((signal) => signal.aborted)) return resolve();
     const finish = () => {
@@ -31,6 +34,7 @@ const sleep = (ms: number, ...signals: AbortSignal[]) =>
       resolve();
     };
     const timer = setTimeout(finish, ms);
+    if (unref) timer.unref?.();
     for (const signal of signals) signal.addEventListener('abort', finish, { once: true });
   });
 
@@ -108,7 +112,9 @@ export class FoldScheduler {
       const left = (loop.due ?? 0) - performance.now();
       if (left <= 0 || this.#flushing.signal.aborted) return;
       loop.wake = new AbortController();
-      await sleep(left, loop.wake.signal, this.#flushing.signal);
+      // The turns are in the log: a process that exits meanwhile leaves them to the next update
+      // or a drain, so the wait does not hold the process open.
+      await sleep(left, [loop.wake.signal, this.#flushing.signal], true);
       loop.wake = undefined;
     }
   }
@@ -143,7 +149,7 @@ export class FoldScheduler {
         });
         if (!willRetry) return;
         attempt += 1;
-        await sleep(retryInMs ?? 0, this.#flushing.signal);
+        await sleep(retryInMs ?? 0, [this.#flushing.signal]);
         loop.due = 0;
         continue;
       }
@@ -152,7 +158,7 @@ export class FoldScheduler {
         // lease lapses and a later look finds the session free.
         busyWaits += 1;
         if (busyWaits > this.#settings.maxBusyWaits) return;
-        await sleep(this.#settings.busyDelayMs, this.#flushing.signal);
+        await sleep(this.#settings.busyDelayMs, [this.#flushing.signal]);
         loop.due = 0;
       }
     }

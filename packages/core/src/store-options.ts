@@ -222,8 +222,9 @@ export interface ScheduleOptions {
    * that they share one extraction — for example the steps of a tool loop, each one model call.
    * The soonest due time of the session's pending turns wins: a `schedule` without delay folds at
    * once (this turn included), and so do `update`, `flush` and `close`. The turn is recorded
-   * before `schedule` resolves whatever the delay: a process that stops meanwhile leaves it to
-   * the session's next update or a drain. At most one hour. @default 0
+   * before `schedule` resolves whatever the delay, and the wait does not keep the process alive:
+   * a process that exits meanwhile leaves the turn to the session's next update or a drain (call
+   * `flush()` before exiting to fold it now). At most one hour. @default 0
    */
   foldDelayMs?: number;
 }
