@@ -1,9 +1,15 @@
 import { ContextError, ExtractionError, StorageError, VersionConflictError } from './errors.js';
 import type { ContextExtractor, TokenUsage } from './extraction.js';
 import { applyFieldsPolicy, type CompiledFields, readFields } from './fields.js';
+import { splitForExtraction } from './input-parts.js';
 import { applyUpdatePolicy, messagesForExtraction } from './policy.js';
 import type { ContextRepository } from './repository.js';
-import { ContextDraftSchema, type SessionContext, toValidationIssues } from './schema.js';
+import {
+  ContextDraftSchema,
+  type Message,
+  type SessionContext,
+  toValidationIssues,
+} from './schema.js';
 import { toTokenUsage } from './token-usage.js';
 import type { RecordedTurn, TurnLog } from './turn-log.js';
 
@@ -21,7 +27,10 @@ export interface FoldSettings {
   maxConflictRetries: number;
   /** Time limit of one extraction; 0 disables it. */
   timeoutMs: number;
-  /** Message characters one extraction may take; a longer pending log takes several. */
+  /**
+   * Message characters one extraction may take; a longer pending log takes several, and a single
+   * longer turn is read in consecutive parts.
+   */
   maxInputChars: number;
   /** How long a fold's lease lasts; it is renewed every third of it while the fold runs. */
   leaseTtlMs: number;
@@ -83,7 +92,8 @@ const size = (turn: RecordedTurn) =>
  * Splits the pending log (oldest first) into the turns the next extraction applies and the turns
  * it lets go: a turn of a user other than the session's owner is never applied (the first turn of
  * a session that does not exist yet makes its sender the owner). The applied turns are
- * consecutive, oldest first, within `maxInputChars` (at least one, never cut).
+ * consecutive, oldest first, within `maxInputChars` (at least one: a longer turn goes alone, and
+ * the fold reads it in parts).
  */
 export function selectBatch(
   previous: SessionContext | null,
@@ -115,13 +125,12 @@ export function selectBatch(
 async function extract(
   settings: FoldSettings,
   previous: SessionContext | null,
-  turns: RecordedTurn[],
+  messages: Message[],
   callerSignal: AbortSignal | undefined,
 ) {
   const timeout = settings.timeoutMs > 0 ? AbortSignal.timeout(settings.timeoutMs) : undefined;
   const signals = [callerSignal, timeout].filter((signal): signal is AbortSignal => !!signal);
   const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-  const messages = messagesForExtraction(turns.flatMap((turn) => turn.messages));
   const { fields } = settings;
   // The model sees the declared fields only, as the application reads them.
   const shown =
@@ -157,7 +166,6 @@ async function extract(
       // An extractor's usage is taken only as numbers: "12" + "3" must never become "123".
       usage: toTokenUsage(result.usage?.inputTokens, result.usage?.outputTokens),
       tolerated: result.tolerated,
-      messageCount: messages.length,
     };
   } catch (error) {
     if (timeout?.aborted && !callerSignal?.aborted) {
@@ -172,6 +180,33 @@ async function extract(
     }
     throw toContextError(error, 'extraction');
   }
+}
+
+/** What a fold writes besides ids, times and versions. */
+type ContextContent = Pick<SessionContext, 'summary' | 'goal' | 'plan' | 'progress'>;
+
+/** The snapshot a fold saves: `content` over `previous`, one version on. */
+function nextSnapshot(
+  sessionId: string,
+  previous: SessionContext | null,
+  owner: string | null,
+  content: ContextContent | null,
+  fields: SessionContext['fields'],
+  now: Date,
+): SessionContext {
+  return {
+    sessionId,
+    userId: previous ? previous.userId : owner,
+    summary: content?.summary ?? '',
+    goal: content?.goal ?? null,
+    plan: content?.plan ?? null,
+    progress: content?.progress ?? null,
+    createdAt: previous?.createdAt ?? now,
+    // Never move backwards, even when instances' clocks disagree.
+    updatedAt: previous && previous.updatedAt > now ? previous.updatedAt : now,
+    version: (previous?.version ?? 0) + 1,
+    fields,
+  };
 }
 
 const addUsage = (total: TokenUsage | undefined, more: TokenUsage | undefined) =>
@@ -227,40 +262,32 @@ export async function foldSession(
         break;
       }
       const { apply, reject, owner } = selectBatch(previous, pending, settings.maxInputChars);
-      let content = previous;
-      let fields = previous?.fields ?? null;
-      let messageCount = 0;
+      const next = (content: ContextContent | null, fields: SessionContext['fields']) =>
+        nextSnapshot(sessionId, previous, owner, content, fields, settings.now());
+      let snapshot = next(previous, previous?.fields ?? null);
+      const messages = messagesForExtraction(apply.flatMap((turn) => turn.messages));
       let batchUsage: TokenUsage | undefined;
-      if (apply.length > 0) {
-        const result = await extract(settings, previous, apply, options.signal);
+      // A turn longer than one extraction may take is read in consecutive parts, each starting
+      // from what the parts before it made; the result is saved once, so a failure in any part
+      // leaves the turn pending as a whole.
+      const parts = apply.length > 0 ? splitForExtraction(messages, settings.maxInputChars) : [];
+      let from = previous;
+      for (const part of parts) {
+        const result = await extract(settings, from, part, options.signal);
         extractions += 1;
         const droppedKeys = result.tolerated?.droppedKeys;
         if (Array.isArray(droppedKeys) && droppedKeys.length > 0) {
           settings.emit({ type: 'extraction-tolerated', sessionId, droppedKeys: [...droppedKeys] });
         }
-        batchUsage = result.usage;
+        batchUsage = addUsage(batchUsage, result.usage);
         usage = addUsage(usage, result.usage);
-        messageCount = result.messageCount;
-        fields = result.fields;
-        content = {
-          ...(previous as SessionContext),
-          ...applyUpdatePolicy(previous, result.draft, { planning: settings.planning }),
-        };
+        snapshot = next(
+          applyUpdatePolicy(from, result.draft, { planning: settings.planning }),
+          result.fields,
+        );
+        from = snapshot;
       }
-      const now = settings.now();
-      const snapshot: SessionContext = {
-        sessionId,
-        userId: previous ? previous.userId : owner,
-        summary: content?.summary ?? '',
-        goal: content?.goal ?? null,
-        plan: content?.plan ?? null,
-        progress: content?.progress ?? null,
-        createdAt: previous?.createdAt ?? now,
-        // Never move backwards, even when instances' clocks disagree.
-        updatedAt: previous && previous.updatedAt > now ? previous.updatedAt : now,
-        version: (previous?.version ?? 0) + 1,
-        fields,
-      };
+      const messageCount = messages.length;
       const folded = [...apply, ...reject];
       try {
         context = await repository.save(snapshot, {

@@ -33,8 +33,11 @@ export interface BackgroundConfig {
 /** How turns are folded into the snapshot. */
 export interface FoldConfig {
   /**
-   * Message characters one extraction may take. Pending turns beyond it are folded in further
-   * extractions, oldest first; a single larger turn goes alone, never cut. @default 200000
+   * Message characters one extraction may take: set it to what the context model can read.
+   * Pending turns beyond it are folded in further extractions, oldest first; a single larger turn
+   * is read in consecutive parts (split between messages, a longer message in labelled pieces),
+   * each extraction starting from what the parts before it made, and saved once — never cut, and
+   * never a request larger than the model can take. @default 200000
    */
   maxInputChars?: number;
   /**

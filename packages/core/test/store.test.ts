@@ -754,6 +754,69 @@ describe('background mode (the turn log)', () => {
     expect((await store.get('s'))?.version).toBe(4);
   });
 
+  it('a turn longer than the budget is read in parts, each from the one before, and saved once', async () => {
+    const extractor = createScriptedExtractor({
+      fallback: (request) => ({
+        summary: [
+          request.previous?.summary ?? '',
+          request.messages.map((message) => `${message.role}:${message.content.length}`).join('+'),
+        ]
+          .filter(Boolean)
+          .join(' / '),
+      }),
+    });
+    const events: SessionContextEvent[] = [];
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor,
+      config: { fold: { maxInputChars: 1_000 }, onEvent: (event) => events.push(event) },
+    });
+    const result = await store.update({
+      sessionId: 's',
+      messages: [user('u'.repeat(700)), assistant('a'.repeat(2_500)), user('v'.repeat(400))],
+    });
+    // 700 alone (the next message is too long to join it), the 2,500 in three labelled pieces,
+    // then 400: five extractions, every request within the budget.
+    expect(extractor.requests).toHaveLength(5);
+    for (const request of extractor.requests) {
+      expect(request.messages.reduce((n, m) => n + m.content.length, 0)).toBeLessThanOrEqual(1_000);
+    }
+    const pieces = extractor.requests
+      .slice(1, 4)
+      .map((request) => request.messages[0]?.content ?? '');
+    expect(
+      pieces.map((piece) => piece.replace(/^\[part \d of 3 of one long message\] /, '')).join(''),
+    ).toBe('a'.repeat(2_500));
+    // Each part started from what the parts before it made.
+    expect(extractor.requests[4]?.previous?.summary.split(' / ')).toHaveLength(4);
+    expect(result.context?.version).toBe(1);
+    expect(result.context?.summary.split(' / ')).toHaveLength(5);
+    expect(events.filter((event) => event.type === 'updated')).toHaveLength(1);
+    expect(await store.pendingTurns('s')).toEqual([]);
+  });
+
+  it('a part that fails leaves the whole long turn pending; the retry reads it again from the start', async () => {
+    let calls = 0;
+    const extractor = createScriptedExtractor({
+      fallback: (request) => {
+        calls += 1;
+        if (calls === 2) throw new ExtractionError('server_error', 'the provider failed');
+        return { summary: `${request.previous?.summary ?? ''}#` };
+      },
+    });
+    const store = new SessionContextStore({
+      repository: createMemoryRepository(),
+      extractor,
+      config: { fold: { maxInputChars: 1_000 } },
+    });
+    const input = { sessionId: 's', turnId: 'long-1', messages: [user('x'.repeat(2_500))] };
+    expect(await codeOf(store.update(input))).toBe('EXTRACTION_FAILED');
+    expect(await store.get('s')).toBeNull();
+    expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual(['long-1']);
+    const retried = await store.update(input);
+    expect(retried.context).toMatchObject({ version: 1, summary: '###' });
+  });
+
   it('a delete drops pending turns of the session instead of folding them', async () => {
     const repository = createMemoryRepository();
     const store = new SessionContextStore({
