@@ -337,3 +337,45 @@ export async function foldSession(
   }
   return { turns, extractions, ...(usage ? { usage } : {}), conflictRetries, context, reached };
 }
+
+/**
+ * Takes the pending turns named in `turnIds` out of the session's log without folding them: one
+ * compare-and-set that saves the snapshot as it is, one version on (an empty one owned by the
+ * oldest turn's user when the session has none yet), with those turns as folded. `keep` filters
+ * which of them may go. Resolves with the turns taken out, oldest first (none when none is
+ * pending). A lost race re-reads and tries again (bounded).
+ */
+export async function discardTurns(
+  settings: Omit<FoldSettings, 'emit'>,
+  sessionId: string,
+  turnIds: ReadonlySet<string>,
+  keep: (turn: RecordedTurn, previous: SessionContext | null) => boolean,
+): Promise<RecordedTurn[]> {
+  const { repository } = settings;
+  for (let attempt = 0; ; attempt += 1) {
+    const previous = await repository.get(sessionId);
+    const pending = await repository.pendingTurns(sessionId);
+    const discarded = pending.filter((turn) => turnIds.has(turn.turnId) && keep(turn, previous));
+    if (discarded.length === 0) return [];
+    const owner = previous?.userId ?? pending[0]?.userId ?? null;
+    const snapshot = nextSnapshot(
+      sessionId,
+      previous,
+      owner,
+      previous,
+      previous?.fields ?? null,
+      settings.now(),
+    );
+    try {
+      await repository.save(snapshot, {
+        expectedVersion: previous?.version ?? null,
+        foldedTurnIds: discarded.map((turn) => turn.turnId),
+      });
+      return discarded;
+    } catch (error) {
+      if (!VersionConflictError.isInstance(error) || attempt >= settings.maxConflictRetries) {
+        throw toContextError(error, 'storage');
+      }
+    }
+  }
+}

@@ -13,6 +13,7 @@ import {
   TurnIdSchema,
   UserIdSchema,
 } from './schema.js';
+import type { RecordedTurn } from './turn-log.js';
 
 // The options, inputs, results and events of SessionContextStore, and the schemas that check them.
 
@@ -172,6 +173,15 @@ export type SessionContextEvent =
       fields: InvalidField[];
     }
   | {
+      /**
+       * `discardPendingTurns` took these turns out of the log without folding them: the session
+       * context will never hold them.
+       */
+      type: 'turns-discarded';
+      sessionId: string;
+      turns: RecordedTurn[];
+    }
+  | {
       type: 'messages-dropped';
       sessionId: string;
       count: number;
@@ -236,6 +246,8 @@ export const scheduleOptionsSchema = z
   .object({ foldDelayMs: z.number().int().min(0).max(3_600_000).optional() })
   .strict()
   .optional();
+
+export const discardTurnIdsSchema = z.array(TurnIdSchema).min(1).max(1_000);
 
 export const userOptionSchema = z.object({ userId: UserIdSchema.optional() }).optional();
 

@@ -18,6 +18,7 @@ import {
   readFields,
 } from './fields.js';
 import {
+  discardTurns,
   type FoldEvent,
   type FoldOutcome,
   type FoldSettings,
@@ -36,6 +37,7 @@ import type { ContextRepository, ListQuery } from './repository.js';
 import { parseOrThrow, type SessionContext, SessionIdSchema } from './schema.js';
 import {
   configSchema,
+  discardTurnIdsSchema,
   drainOptionsSchema,
   type ScheduleOptions,
   type SessionContextConfig,
@@ -46,6 +48,7 @@ import {
   updateInputSchema,
   userOptionSchema,
 } from './store-options.js';
+import type { RecordedTurn } from './turn-log.js';
 
 function hasTurnLog(repository: ContextRepository): repository is TurnLogRepository {
   return (
@@ -486,6 +489,43 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
     } catch (error) {
       throw toContextError(error, 'storage');
     }
+  }
+
+  /**
+   * Takes pending turns out of the session's log without folding them, and resolves with the
+   * turns taken out (oldest first; none when none of them is pending). For a turn the model can
+   * never fold — it refuses it, or keeps answering it with a custom-field value the schema does
+   * not accept — which otherwise fails every fold of its session: the `failed` events and
+   * `pendingTurns` show it. The session context will never hold these turns; keep what this
+   * returns if they matter. With `userId`, only that user's turns of a session the user owns go
+   * (`OWNERSHIP_MISMATCH` for another user's session). One compare-and-set: the snapshot is
+   * saved as it is, one version on. Reported as a `turns-discarded` event.
+   */
+  async discardPendingTurns(
+    sessionId: string,
+    turnIds: string[],
+    options?: { userId?: string },
+  ): Promise<RecordedTurn[]> {
+    this.#assertOpen('discard pending turns');
+    parseOrThrow(SessionIdSchema, sessionId, 'session id');
+    const ids = new Set(parseOrThrow(discardTurnIdsSchema, turnIds, 'turn ids'));
+    const { userId } = parseOrThrow(userOptionSchema, options, 'options') ?? {};
+    this.#assertOwner(await this.#read(sessionId), userId, sessionId);
+    let turns: RecordedTurn[];
+    try {
+      turns = await discardTurns(
+        this.#fold,
+        sessionId,
+        ids,
+        (turn, previous) =>
+          userId === undefined ||
+          (turn.userId === userId && (previous?.userId ?? userId) === userId),
+      );
+    } catch (error) {
+      throw toContextError(error, 'storage');
+    }
+    if (turns.length > 0) this.#emit({ type: 'turns-discarded', sessionId, turns });
+    return turns;
   }
 
   // Records after checking ownership, so a turn that could never be applied is refused at once.

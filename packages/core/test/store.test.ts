@@ -817,6 +817,102 @@ describe('background mode (the turn log)', () => {
     expect(retried.context).toMatchObject({ version: 1, summary: '###' });
   });
 
+  describe('discardPendingTurns: a turn the model can never fold no longer stalls its session', () => {
+    // A model that refuses any turn mentioning "poison", and folds the others.
+    const picky = () =>
+      createScriptedExtractor({
+        fallback: (request) => {
+          if (request.messages.some((message) => message.content.includes('poison'))) {
+            throw new ExtractionError('refusal', 'The model refused to answer');
+          }
+          return {
+            summary: [request.previous?.summary, ...request.messages.map((m) => m.content)]
+              .filter(Boolean)
+              .join(' | '),
+          };
+        },
+      });
+
+    it('every fold fails while the turn is pending; discarded, the next turns fold again', async () => {
+      const events: SessionContextEvent[] = [];
+      const repository = createMemoryRepository();
+      const store = new SessionContextStore({
+        repository,
+        extractor: picky(),
+        config: { onEvent: (event) => events.push(event) },
+      });
+      await store.update({ sessionId: 's', userId: 'ada', messages: [user('hello')] });
+      await expect(
+        store.update({ sessionId: 's', userId: 'ada', turnId: 'bad', messages: [user('poison')] }),
+      ).rejects.toMatchObject({ code: 'EXTRACTION_FAILED', reason: 'refusal' });
+      // Stalled: a later turn is folded after the refused one, and fails with it.
+      await expect(
+        store.update({ sessionId: 's', userId: 'ada', turnId: 'next', messages: [user('fine')] }),
+      ).rejects.toMatchObject({ reason: 'refusal' });
+      expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual(['bad', 'next']);
+
+      const discarded = await store.discardPendingTurns('s', ['bad', 'unknown'], {
+        userId: 'ada',
+      });
+      expect(discarded.map((turn) => [turn.turnId, turn.messages])).toEqual([
+        ['bad', [user('poison')]],
+      ]);
+      expect(events.filter((event) => event.type === 'turns-discarded')).toHaveLength(1);
+      // The snapshot moved one version with its content as it was; the log keeps the other turn.
+      expect(await repository.get('s')).toMatchObject({ version: 2, summary: 'hello' });
+      expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual(['next']);
+
+      const result = await store.update({
+        sessionId: 's',
+        userId: 'ada',
+        messages: [user('more')],
+      });
+      expect(result.context).toMatchObject({ version: 3, summary: 'hello | fine | more' });
+      // A discarded id is gone for good: nothing left to discard.
+      expect(await store.discardPendingTurns('s', ['bad'])).toEqual([]);
+    });
+
+    it('unblocks a session whose very first turn is refused', async () => {
+      const store = new SessionContextStore({
+        repository: createMemoryRepository(),
+        extractor: picky(),
+      });
+      const { turnId } = await store.schedule({
+        sessionId: 'n',
+        userId: 'bo',
+        messages: [user('poison')],
+      });
+      await store.flush();
+      expect(await store.get('n')).toBeNull();
+      expect(await store.discardPendingTurns('n', [turnId])).toHaveLength(1);
+      expect(await store.get('n')).toMatchObject({ userId: 'bo', summary: '', version: 1 });
+      expect(
+        (await store.update({ sessionId: 'n', userId: 'bo', messages: [user('ok')] })).context,
+      ).toMatchObject({ summary: 'ok', version: 2 });
+    });
+
+    it("refuses another user's session, and bad ids with INVALID_INPUT", async () => {
+      const store = new SessionContextStore({
+        repository: createMemoryRepository(),
+        extractor: picky(),
+      });
+      await store.update({ sessionId: 's', userId: 'ada', messages: [user('hello')] });
+      const { turnId } = await store.schedule(
+        { sessionId: 's', userId: 'ada', messages: [user('poison')] },
+        { foldDelayMs: 60_000 },
+      );
+      expect(await codeOf(store.discardPendingTurns('s', [turnId], { userId: 'eve' }))).toBe(
+        'OWNERSHIP_MISMATCH',
+      );
+      expect(await codeOf(store.discardPendingTurns('s', []))).toBe('INVALID_INPUT');
+      expect(await codeOf(store.discardPendingTurns('s', [''] as string[]))).toBe('INVALID_INPUT');
+      expect(await codeOf(store.discardPendingTurns('', [turnId]))).toBe('INVALID_INPUT');
+      expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual([turnId]);
+      await store.discardPendingTurns('s', [turnId]);
+      await store.close();
+    });
+  });
+
   it('a delete drops pending turns of the session instead of folding them', async () => {
     const repository = createMemoryRepository();
     const store = new SessionContextStore({
