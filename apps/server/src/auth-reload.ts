@@ -81,10 +81,11 @@ export function createReloadableAuth(options: ReloadableAuthOptions): Reloadable
         return {
           ok: false,
           error: problem,
-          message: `auth file not reloaded, the previous ${describeTokens(current)} stay in force: ${problem.code}: ${problem.message}`.replace(
-            /\s*\n\s*/g,
-            ' ',
-          ),
+          message:
+            `auth file not reloaded, the previous ${describeTokens(current)} stay in force: ${problem.code}: ${problem.message}`.replace(
+              /\s*\n\s*/g,
+              ' ',
+            ),
         };
       }
       const before = hexDigests(current);

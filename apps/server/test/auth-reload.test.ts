@@ -85,28 +85,31 @@ describe('createReloadableAuth', () => {
       JSON.stringify({ tokens: [alice, { sha256: hashToken(ALICE), role: 'operator' }] }),
       /tokens\.1: the same token as tokens\.0/,
     ],
-  ])('keeps the previous tokens on %s, in one line without token or hash', (_name, text, problem) => {
-    const path = authFile([alice, service, operator]);
-    const auth = createReloadableAuth({ path });
-    const before = auth.current();
-    if (text === null) rmSync(path);
-    else write(path, text);
+  ])(
+    'keeps the previous tokens on %s, in one line without token or hash',
+    (_name, text, problem) => {
+      const path = authFile([alice, service, operator]);
+      const auth = createReloadableAuth({ path });
+      const before = auth.current();
+      if (text === null) rmSync(path);
+      else write(path, text);
 
-    const result = auth.reload();
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.error.code).toBe('INVALID_CONFIG');
-    expect(result.message).toMatch(
-      /^auth file not reloaded, the previous 3 token\(s\) \(1 user, 1 service, 1 operator\) stay in force: INVALID_CONFIG: /,
-    );
-    expect(result.message).toMatch(problem);
-    expect(result.message).not.toContain('\n');
-    for (const secret of [ALICE, hashToken(ALICE), OPERATOR, hashToken(OPERATOR)]) {
-      expect(result.message).not.toContain(secret);
-    }
-    expect(auth.current()).toBe(before);
-    expect(findPrincipal(auth.current(), ALICE)).toMatchObject({ userId: 'alice' });
-  });
+      const result = auth.reload();
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.error.code).toBe('INVALID_CONFIG');
+      expect(result.message).toMatch(
+        /^auth file not reloaded, the previous 3 token\(s\) \(1 user, 1 service, 1 operator\) stay in force: INVALID_CONFIG: /,
+      );
+      expect(result.message).toMatch(problem);
+      expect(result.message).not.toContain('\n');
+      for (const secret of [ALICE, hashToken(ALICE), OPERATOR, hashToken(OPERATOR)]) {
+        expect(result.message).not.toContain(secret);
+      }
+      expect(auth.current()).toBe(before);
+      expect(findPrincipal(auth.current(), ALICE)).toMatchObject({ userId: 'alice' });
+    },
+  );
 
   it('says where bad JSON breaks, by line and column', () => {
     const path = authFile([alice]);
@@ -220,7 +223,11 @@ describe('an app with reloadable tokens', () => {
     expect(await list(app, { cookie })).toBe(200);
 
     // Rotated: a new token under the old name does not revive the old token's cookie.
-    write(path, [alice, { sha256: hashToken(OPERATOR_NEW), role: 'operator', name: 'ops' }, second]);
+    write(path, [
+      alice,
+      { sha256: hashToken(OPERATOR_NEW), role: 'operator', name: 'ops' },
+      second,
+    ]);
     expect(auth.reload().ok).toBe(true);
     expect(await list(app, { cookie })).toBe(401);
     const page = await app.request('/', { headers: { cookie } });
