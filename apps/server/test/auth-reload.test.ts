@@ -145,8 +145,8 @@ describe('an app with reloadable tokens', () => {
     return { app, auth, path };
   }
 
-  const list = (app: ReturnType<typeof setup>['app'], headers: Record<string, string>) =>
-    app.request('/v1/sessions', { headers }).then((response) => response.status);
+  const list = async (app: ReturnType<typeof setup>['app'], headers: Record<string, string>) =>
+    (await app.request('/v1/sessions', { headers })).status;
   const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
 
   async function signIn(app: ReturnType<typeof setup>['app'], value: string): Promise<string> {
