@@ -47,9 +47,8 @@ const base64url = (buffer: Buffer) => buffer.toString('base64url');
  * digest the auth file may list.
  */
 export function tokenFingerprint(entry: TokenEntry): string {
-  return base64url(
-    createHash('sha256').update('ctx-inspector-session:').update(entry.digest).digest(),
-  ).slice(0, 22);
+  const digest = createHash('sha256').update('ctx-inspector-session:').update(entry.digest);
+  return base64url(digest.digest().subarray(0, 16));
 }
 
 // The operators of one token set by fingerprint, computed once per set (a reload makes a new one).
