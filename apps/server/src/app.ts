@@ -25,7 +25,13 @@ import {
   type TurnQuerySchema,
 } from './api-schemas.js';
 import { type AuditEvent, logAuditEvent } from './audit.js';
-import { authenticateBearer, type Principal, type TokenAuth } from './auth.js';
+import {
+  type AuthSource,
+  authenticateBearer,
+  type Principal,
+  type TokenAuth,
+  toAuthSource,
+} from './auth.js';
 import { HttpProblem, toHttpError } from './http-errors.js';
 import { type InspectorPageOptions, renderInspectorPage } from './inspector.js';
 import { createInspectorSessions, type InspectorSessionOptions } from './inspector-auth.js';
@@ -48,8 +54,12 @@ export interface ServerAppOptions {
    * Bearer-token authentication (see `loadAuthFile`). Without it every caller is trusted: the
    * `x-ctx-user` header names the user, a read without it sees every session, and the inspector
    * needs no sign-in — only for a server on a loopback address or a private network.
+   *
+   * A fixed token set, or a source read once per request (see `createReloadableAuth`): tokens
+   * removed from it are refused from the next request on, and so are inspector sign-ins made
+   * with a removed operator token.
    */
-  auth?: TokenAuth;
+  auth?: TokenAuth | AuthSource;
   /**
    * Serve the inspector page at `GET /`. `false` turns it off; an object sets its options. With
    * `auth`, it asks for an operator token first.
@@ -148,7 +158,8 @@ const valid = <T extends z.ZodType>(c: Context, target: 'param' | 'query' | 'jso
  * ```
  */
 export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEnv> {
-  const { store, auth } = options;
+  const { store } = options;
+  const auth = options.auth === undefined ? undefined : toAuthSource(options.auth);
   const isDraining = options.isDraining ?? (() => false);
   const report =
     options.onError ??
@@ -256,7 +267,8 @@ export function createServerApp(options: ServerAppOptions): OpenAPIHono<ServerEn
       rateLimit(`anonymous@${clientAddress(c)}`);
       return next();
     }
-    let result = authenticateBearer(auth, c.req.header('authorization'));
+    // Read once: a reload while this request runs does not change who makes it.
+    let result = authenticateBearer(auth.current(), c.req.header('authorization'));
     // The inspector reads with its sign-in cookie; it never writes, so only reads accept it.
     if (result.kind === 'missing' && (c.req.method === 'GET' || c.req.method === 'HEAD')) {
       const principal = sessions?.principal(c);

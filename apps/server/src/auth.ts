@@ -39,6 +39,21 @@ export interface TokenAuth {
   tokens: readonly TokenEntry[];
 }
 
+/**
+ * Where a request finds the tokens in force. Each request reads it once, when it is
+ * authenticated, so a token set swapped in later (see `createReloadableAuth`) applies from the
+ * next request on and never changes the principal of a request already running.
+ */
+export interface AuthSource {
+  /** The tokens in force now. */
+  current(): TokenAuth;
+}
+
+/** `auth` itself when it is a source, else a source that always answers the fixed `auth`. */
+export function toAuthSource(auth: TokenAuth | AuthSource): AuthSource {
+  return 'current' in auth ? auth : { current: () => auth };
+}
+
 const HEX_DIGEST = /^[0-9a-fA-F]{64}$/;
 
 const TokenEntrySchema = z
@@ -79,6 +94,19 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+/**
+ * Says where the JSON breaks without quoting it: newer V8 versions put an excerpt of the text in
+ * `JSON.parse`'s message, and in an auth file that excerpt can be a token.
+ */
+function describeJsonError(text: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : '';
+  if (/unexpected end of JSON input/i.test(message)) return 'not valid JSON (it ends too early)';
+  const position = /at position (\d+)/.exec(message)?.[1];
+  if (position === undefined) return 'not valid JSON';
+  const before = text.slice(0, Number(position)).split('\n');
+  return `not valid JSON (at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1})`;
+}
+
 function invalidConfig(source: string, issues: ValidationIssue[]): ValidationError {
   return new ValidationError(
     'INVALID_CONFIG',
@@ -97,9 +125,7 @@ export function parseAuthFile(text: string, source = 'CTX_AUTH_FILE'): TokenAuth
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw invalidConfig(source, [
-      { path: '(root)', message: `not valid JSON (${(error as Error).message})` },
-    ]);
+    throw invalidConfig(source, [{ path: '(root)', message: describeJsonError(text, error) }]);
   }
   const result = AuthFileSchema.safeParse(json);
   if (!result.success) {
@@ -166,10 +192,15 @@ export function loadAuthFile(path: string): TokenAuth {
  * token (or how much of one) matched.
  */
 export function findPrincipal(auth: TokenAuth, token: string): Principal | undefined {
+  return findTokenEntry(auth, token)?.principal;
+}
+
+/** Like {@link findPrincipal}, but answers the whole entry (its digest too). */
+export function findTokenEntry(auth: TokenAuth, token: string): TokenEntry | undefined {
   const digest = createHash('sha256').update(token, 'utf8').digest();
-  let found: Principal | undefined;
+  let found: TokenEntry | undefined;
   for (const entry of auth.tokens) {
-    if (timingSafeEqual(entry.digest, digest) && found === undefined) found = entry.principal;
+    if (timingSafeEqual(entry.digest, digest) && found === undefined) found = entry;
   }
   return found;
 }

@@ -1,15 +1,18 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { getCookie } from 'hono/cookie';
-import type { Principal, TokenAuth } from './auth.js';
+import type { AuthSource, Principal, TokenAuth, TokenEntry } from './auth.js';
 
 /** The inspector's session cookie. */
 export const SESSION_COOKIE = 'ctx_inspector';
 
 /** Options of {@link createInspectorSessions}. */
 export interface InspectorSessionOptions {
-  /** The tokens; a session stays valid only while its operator token is listed. */
-  auth: TokenAuth;
+  /**
+   * The tokens in force; a session stays valid only while the operator token it was signed in
+   * with is among them (checked on every request, so a reload that removes it ends the session).
+   */
+  auth: AuthSource;
   /**
    * Key of the cookie's HMAC. Give every instance behind one address the same secret
    * (`CTX_SESSION_SECRET`) so a session signed in on one is valid on all.
@@ -30,8 +33,8 @@ export interface InspectorSessionOptions {
 export interface InspectorSessions {
   /** The principal of a valid session cookie on this request, if any. */
   principal(c: Context): Principal | undefined;
-  /** The `Set-Cookie` value that signs `principal` in. */
-  signIn(c: Context, principal: Principal): string;
+  /** The `Set-Cookie` value that signs in the operator token `entry`. */
+  signIn(c: Context, entry: TokenEntry): string;
   /** The `Set-Cookie` value that removes the cookie. */
   signOut(c: Context): string;
 }
@@ -39,11 +42,38 @@ export interface InspectorSessions {
 const base64url = (buffer: Buffer) => buffer.toString('base64url');
 
 /**
- * Inspector sessions as HMAC-signed cookies: `<expiry>.<principal id>.<signature>`. Nothing is
- * kept on the server, so several instances share sessions through one secret, and removing an
- * operator token from the auth file ends its sessions. The cookie is `HttpOnly` (scripts cannot
- * read it), `SameSite=Strict` (no other site's page can make the browser send it) and `Secure`
- * over HTTPS; it never holds the token.
+ * The fingerprint that binds a cookie to one token: the first 16 bytes of a SHA-256 of the
+ * token's SHA-256 digest (base64url), so the cookie names the token without holding it or the
+ * digest the auth file may list.
+ */
+export function tokenFingerprint(entry: TokenEntry): string {
+  const digest = createHash('sha256').update('ctx-inspector-session:').update(entry.digest);
+  return base64url(digest.digest().subarray(0, 16));
+}
+
+// The operators of one token set by fingerprint, computed once per set (a reload makes a new one).
+const operatorsBySet = new WeakMap<TokenAuth, Map<string, Principal>>();
+function operatorsOf(auth: TokenAuth): Map<string, Principal> {
+  let operators = operatorsBySet.get(auth);
+  if (!operators) {
+    operators = new Map(
+      auth.tokens
+        .filter((entry) => entry.principal.role === 'operator')
+        .map((entry) => [tokenFingerprint(entry), entry.principal]),
+    );
+    operatorsBySet.set(auth, operators);
+  }
+  return operators;
+}
+
+/**
+ * Inspector sessions as HMAC-signed cookies: `<expiry>.<token fingerprint>.<signature>`. Nothing
+ * is kept on the server, so several instances share sessions through one secret. A cookie names
+ * the operator token it was signed in with (see {@link tokenFingerprint}) and is honoured only
+ * while that token is in the tokens in force: removing the token from the auth file (and
+ * reloading it) ends its sessions, even when a new token takes over the same name. The cookie is
+ * `HttpOnly` (scripts cannot read it), `SameSite=Strict` (no other site's page can make the
+ * browser send it) and `Secure` over HTTPS; it never holds the token.
  */
 export function createInspectorSessions(options: InspectorSessionOptions): InspectorSessions {
   const key =
@@ -53,11 +83,6 @@ export function createInspectorSessions(options: InspectorSessionOptions): Inspe
         ? Buffer.from(options.secret, 'utf8')
         : options.secret;
   const ttlMs = options.ttlMs ?? 12 * 60 * 60 * 1000;
-  const operators = new Map(
-    options.auth.tokens
-      .filter((entry) => entry.principal.role === 'operator')
-      .map((entry) => [entry.principal.id, entry.principal]),
-  );
   const sign = (payload: string) => createHmac('sha256', key).update(payload).digest();
   const isSecure = (c: Context) => {
     if (options.secure !== undefined && options.secure !== 'auto') return options.secure;
@@ -78,19 +103,19 @@ export function createInspectorSessions(options: InspectorSessionOptions): Inspe
     principal(c) {
       const value = getCookie(c, SESSION_COOKIE);
       if (!value) return undefined;
-      const [expiry, id, signature] = value.split('.');
-      if (!expiry || !id || !signature || !/^\d{1,15}$/.test(expiry)) return undefined;
-      const expected = sign(`${expiry}.${id}`);
+      const [expiry, fingerprint, signature] = value.split('.');
+      if (!expiry || !fingerprint || !signature || !/^\d{1,15}$/.test(expiry)) return undefined;
+      const expected = sign(`${expiry}.${fingerprint}`);
       const given = Buffer.from(signature, 'base64url');
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
       if (Number(expiry) <= Date.now()) return undefined;
-      return operators.get(Buffer.from(id, 'base64url').toString('utf8'));
+      return operatorsOf(options.auth.current()).get(fingerprint);
     },
-    signIn(c, principal) {
+    signIn(c, entry) {
       const expiry = String(Date.now() + ttlMs);
-      const id = base64url(Buffer.from(principal.id, 'utf8'));
-      const signature = base64url(sign(`${expiry}.${id}`));
-      return cookie(c, `${expiry}.${id}.${signature}`, Math.floor(ttlMs / 1000));
+      const fingerprint = tokenFingerprint(entry);
+      const signature = base64url(sign(`${expiry}.${fingerprint}`));
+      return cookie(c, `${expiry}.${fingerprint}.${signature}`, Math.floor(ttlMs / 1000));
     },
     signOut(c) {
       return cookie(c, '', 0);

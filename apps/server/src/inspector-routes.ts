@@ -1,6 +1,6 @@
 import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { findPrincipal, type TokenAuth } from './auth.js';
+import { type AuthSource, findTokenEntry } from './auth.js';
 import { type InspectorPage, renderSignInPage } from './inspector.js';
 import { type InspectorSessions, isSameOrigin } from './inspector-auth.js';
 import { clientAddress, type ServerEnv } from './server-env.js';
@@ -9,8 +9,8 @@ import { clientAddress, type ServerEnv } from './server-env.js';
 export interface InspectorRoutesOptions {
   /** The inspector page (served at `/` once signed in, or always without auth). */
   page: InspectorPage;
-  /** The tokens; without them the page needs no sign-in. */
-  auth: TokenAuth | undefined;
+  /** The tokens in force; without them the page needs no sign-in. */
+  auth: AuthSource | undefined;
   /** The sign-in cookies (with `auth`). */
   sessions: InspectorSessions | null;
   /** Records a refused sign-in as an audit event. */
@@ -53,13 +53,13 @@ export function mountInspector(app: Hono<ServerEnv>, options: InspectorRoutesOpt
     rateLimit(`sign-in@${clientAddress(c)}`);
     const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    const principal = token ? findPrincipal(auth, token) : undefined;
-    if (!principal) return refuse(c, 401, 'UNAUTHENTICATED', 'That token is not valid.');
-    c.set('principal', principal);
-    if (principal.role !== 'operator') {
+    const entry = token ? findTokenEntry(auth.current(), token) : undefined;
+    if (!entry) return refuse(c, 401, 'UNAUTHENTICATED', 'That token is not valid.');
+    c.set('principal', entry.principal);
+    if (entry.principal.role !== 'operator') {
       return refuse(c, 403, 'FORBIDDEN', 'Only an operator token opens the inspector.');
     }
-    c.header('set-cookie', sessions.signIn(c, principal));
+    c.header('set-cookie', sessions.signIn(c, entry));
     return c.redirect('../', 303);
   });
   app.post('/inspector/sign-out', (c) => {

@@ -1,7 +1,8 @@
 import { pathToFileURL } from 'node:url';
 import { createExtractorFromEnv, createRepositoryFromUrl, redactStoreUrl } from '@ctx/config';
 import { ContextError, ExtractionError, SessionContextStore } from '@ctx/core';
-import { isLoopbackHost, loadAuthFile, type TokenAuth } from './auth.js';
+import { isLoopbackHost } from './auth.js';
+import { createReloadableAuth, describeTokens, type ReloadableAuth } from './auth-reload.js';
 import { readServerSettings } from './env.js';
 import { startServer } from './server.js';
 
@@ -11,14 +12,22 @@ const logError = (text: string) => console.error(`[ctx-server] ${text}`);
 /**
  * Starts the service from the environment (see the README for the variables) and stops it
  * gracefully on SIGTERM or SIGINT: exit code 0 once queued updates are flushed and storage is
- * closed, 1 when that takes longer than `CTX_SHUTDOWN_TIMEOUT_MS` or fails.
+ * closed, 1 when that takes longer than `CTX_SHUTDOWN_TIMEOUT_MS` or fails. With
+ * `CTX_AUTH_FILE`, SIGHUP reads the auth file again (see `createReloadableAuth`).
  */
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   const settings = readServerSettings(env);
-  const auth: TokenAuth | 'none' | undefined =
+  const auth: ReloadableAuth | 'none' | undefined =
     settings.auth === undefined || settings.auth === 'none'
       ? settings.auth
-      : loadAuthFile(settings.auth.file);
+      : createReloadableAuth({ path: settings.auth.file });
+  if (typeof auth === 'object') {
+    // Installed before anything slow, so an early SIGHUP reloads instead of ending the process.
+    process.on('SIGHUP', () => {
+      const result = auth.reload();
+      (result.ok ? log : logError)(`SIGHUP: ${result.message}`);
+    });
+  }
   const model = await createExtractorFromEnv(env);
   const repository = await createRepositoryFromUrl(settings.storeUrl);
   let signalled = false;
@@ -90,12 +99,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       : 'off';
   const authDescription =
     typeof auth === 'object'
-      ? `${auth.tokens.length} token(s) (${(['user', 'service', 'operator'] as const)
-          .map(
-            (role) =>
-              `${auth.tokens.filter((entry) => entry.principal.role === role).length} ${role}`,
-          )
-          .join(', ')})`
+      ? describeTokens(auth.current())
       : auth === 'none'
         ? 'none (CTX_AUTH=none)'
         : 'none (loopback only)';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type SessionContextStore, ValidationError } from '@ctx/core';
 import { serve } from '@hono/node-server';
 import { createServerApp, type ServerAppOptions } from './app.js';
-import { isLoopbackHost, type TokenAuth } from './auth.js';
+import { type AuthSource, isLoopbackHost, type TokenAuth } from './auth.js';
 import { type DrainLoop, type DrainLoopOptions, startDrainLoop } from './drain-loop.js';
 
 /** Options of {@link startServer}: the app's options plus where to listen. */
@@ -11,9 +11,10 @@ export interface StartServerOptions extends Omit<ServerAppOptions, 'isDraining' 
   /**
    * Bearer-token authentication, or `'none'` to serve without it on purpose. Left out, the
    * server serves without authentication on a loopback host only: any other host throws
-   * `INVALID_CONFIG` instead of listening.
+   * `INVALID_CONFIG` instead of listening. A source (see `createReloadableAuth`) lets the tokens
+   * change while the server runs.
    */
-  auth?: TokenAuth | 'none';
+  auth?: TokenAuth | AuthSource | 'none';
   /** The interface to listen on. @default '127.0.0.1' */
   host?: string;
   /** The port; 0 picks a free one (read it back from `url`). @default 8787 */

@@ -191,6 +191,88 @@ describe('node dist/main.js', () => {
     expect((await server.stop('SIGTERM')).code).toBe(0);
   });
 
+  it('reloads CTX_AUTH_FILE on SIGHUP: removed tokens and their inspector sign-ins end, a bad file keeps the tokens', async () => {
+    const alice = randomBytes(24).toString('hex');
+    const aliceNew = randomBytes(24).toString('hex');
+    const service = randomBytes(24).toString('hex');
+    const operator = randomBytes(24).toString('hex');
+    const operatorNew = randomBytes(24).toString('hex');
+    const authFile = join(directory, 'rotated-tokens.json');
+    const writeTokens = (tokens: unknown[] | string) =>
+      writeFileSync(authFile, typeof tokens === 'string' ? tokens : JSON.stringify({ tokens }));
+    writeTokens([
+      { token: alice, role: 'user', userId: 'alice' },
+      { token: service, role: 'service', name: 'chat-backend' },
+      { sha256: hashToken(operator), role: 'operator', name: 'ops' },
+    ]);
+    const server = await start({
+      CTX_STORE_URL: `sqlite:${join(directory, 'reload.db')}`,
+      CTX_MODEL: 'extractive',
+      CTX_AUTH_FILE: authFile,
+    });
+    const list = (headers: Record<string, string>) =>
+      fetch(`${server.url}/v1/sessions`, { headers }).then((response) => response.status);
+    const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+    const signIn = await fetch(`${server.url}/inspector/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.url },
+      body: new URLSearchParams({ token: operator }).toString(),
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    expect(await list(bearer(alice))).toBe(200);
+    expect(await list({ cookie })).toBe(200);
+
+    // Rotate: alice and the operator get new tokens (the operator's under the same name).
+    writeTokens([
+      { sha256: hashToken(aliceNew), role: 'user', userId: 'alice' },
+      { token: service, role: 'service', name: 'chat-backend' },
+      { sha256: hashToken(operatorNew), role: 'operator', name: 'ops' },
+    ]);
+    server.child.kill('SIGHUP');
+    await expect
+      .poll(() => server.output())
+      .toContain(
+        'SIGHUP: auth file reloaded: 3 token(s) (1 user, 1 service, 1 operator); 2 added, 2 removed',
+      );
+    expect(await list(bearer(alice))).toBe(401);
+    expect(await list(bearer(aliceNew))).toBe(200);
+    expect(await list({ ...bearer(service), 'x-ctx-user': 'alice' })).toBe(200);
+    expect(await list({ cookie })).toBe(401);
+    const page = await fetch(`${server.url}/`, { headers: { cookie } });
+    expect(await page.text()).toContain('action="inspector/sign-in"');
+
+    // Bad files (a duplicate token, then broken JSON) change nothing and are named in one line.
+    const refusals = () => server.output().match(/SIGHUP: auth file not reloaded/g)?.length ?? 0;
+    writeTokens([
+      { token: aliceNew, role: 'user', userId: 'alice' },
+      { sha256: hashToken(aliceNew), role: 'service' },
+    ]);
+    server.child.kill('SIGHUP');
+    await expect.poll(refusals).toBe(1);
+    writeTokens(`{"tokens": [{"token": "${operator}" "role": "operator"}]}`);
+    server.child.kill('SIGHUP');
+    await expect.poll(refusals).toBe(2);
+    const lines = server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('SIGHUP: auth file not reloaded'));
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^\[ctx-server\] SIGHUP: auth file not reloaded, the previous 3 token\(s\) \(1 user, 1 service, 1 operator\) stay in force: INVALID_CONFIG: Invalid auth file CTX_AUTH_FILE=\S+: tokens\.1: the same token as tokens\.0$/,
+      ),
+      expect.stringMatching(/: \(root\): not valid JSON \(at line 1, column \d+\)$/),
+    ]);
+    expect(await list(bearer(aliceNew))).toBe(200);
+    expect(await list(bearer(alice))).toBe(401);
+    for (const secret of [alice, aliceNew, service, operator, operatorNew]) {
+      expect(server.output()).not.toContain(secret);
+      expect(server.output()).not.toContain(hashToken(secret));
+    }
+    expect((await server.stop('SIGTERM')).code).toBe(0);
+  });
+
   it('refuses a non-loopback HOST without authentication, and a broken auth file, at start', async () => {
     await expect(
       spawnServer({ HOST: '0.0.0.0', CTX_STORE_URL: 'memory:', CTX_MODEL: 'extractive' }),
