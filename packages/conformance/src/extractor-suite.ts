@@ -5,7 +5,7 @@ import { describeExtractorFields } from './extractor-fields-suite.js';
 import { describeExtractorRobustness } from './extractor-robustness-suite.js';
 import { conversation, extractorTools, summaryRequest } from './extractor-tools.js';
 import { TRICKY_TEXTS } from './fixtures.js';
-import type { ExtractorHarness } from './harness.js';
+import type { ExtractorHarness, ProviderScenario } from './harness.js';
 import { makeSnapshot, randomId } from './random.js';
 
 function countOccurrences(text: string, needle: string): number {
@@ -15,9 +15,11 @@ function countOccurrences(text: string, needle: string): number {
 /**
  * Registers the `ContextExtractor` conformance suite: valid output becomes a draft, the request
  * carries the extraction schema and only the new messages, malformed/refused/truncated/empty output
- * and provider errors become typed {@link ExtractionError}s, and timeouts and abort signals work.
- * Call it once, at the top level of a test file, with a harness around a local server that speaks
- * the provider's wire protocol.
+ * and provider errors become typed `ExtractionError`s, and timeouts and abort signals work; the
+ * robustness groups (`extractor-robustness-suite.ts`) and the custom-fields group
+ * (`extractor-fields-suite.ts`) run inside it. Call it once, at the top level of a test file, with
+ * a harness around a local server that speaks the provider's wire protocol and answers every
+ * {@link ProviderScenario} kind.
  *
  * @example
  * ```ts
