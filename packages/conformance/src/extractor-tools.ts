@@ -1,5 +1,4 @@
 import {
-  ContextError,
   type ContextExtractor,
   ExtractionError,
   type ExtractionFailureReason,
@@ -8,7 +7,7 @@ import {
   type Message,
 } from '@ctx/core';
 import { expect, it } from 'vitest';
-import { describeError, fail } from './assertions.js';
+import { describeError, expectContextError, fail } from './assertions.js';
 import type { ExtractorHarness, ProviderScenario, RecordedProviderRequest } from './harness.js';
 import { randomId } from './random.js';
 
@@ -75,20 +74,8 @@ export function extractorTools(harness: ExtractorHarness): ExtractorTools {
     reason,
     what,
   ) => {
-    let thrown = false;
-    let error: unknown;
-    try {
-      await action();
-    } catch (caught) {
-      thrown = true;
-      error = caught;
-    }
-    if (!thrown) fail(`${what} must fail with reason "${reason}", but it resolved`);
-    if (!ContextError.isInstance(error)) {
-      fail(`${what} must throw a ContextError, but threw ${describeError(error)}`);
-    }
-    expect(error.code, `${what}: ${describeError(error)}`).toBe('EXTRACTION_FAILED');
-    expect(ExtractionError.isInstance(error)).toBe(true);
+    const error = await expectContextError(action, 'EXTRACTION_FAILED', what);
+    expect(ExtractionError.isInstance(error), `${what}: an ExtractionError`).toBe(true);
     const extraction = error as ExtractionError;
     expect(extraction.reason, `${what}: ${describeError(error)}`).toBe(reason);
     expect(typeof extraction.retryable, 'retryable is a boolean').toBe('boolean');
