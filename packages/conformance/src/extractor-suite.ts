@@ -1,40 +1,25 @@
-import {
-  ContextError,
-  type ContextExtractor,
-  ExtractionError,
-  type ExtractionFailureReason,
-  type ExtractionRequest,
-  type Message,
-} from '@ctx/core';
+import type { Message } from '@ctx/core';
 import { getExtractionJsonSchema } from '@ctx/core/adapter';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeError, fail } from './assertions.js';
+import { afterAll, beforeEach, describe, expect } from 'vitest';
+import { describeExtractorFields } from './extractor-fields-suite.js';
+import { describeExtractorRobustness } from './extractor-robustness-suite.js';
+import { conversation, extractorTools, summaryRequest } from './extractor-tools.js';
 import { TRICKY_TEXTS } from './fixtures.js';
-import type { ExtractorHarness, ProviderScenario, RecordedProviderRequest } from './harness.js';
+import type { ExtractorHarness, ProviderScenario } from './harness.js';
 import { makeSnapshot, randomId } from './random.js';
-
-const DEFAULT_TIMEOUT_MS = 30_000;
 
 function countOccurrences(text: string, needle: string): number {
   return text.split(needle).length - 1;
 }
 
-function conversation(token: string): Message[] {
-  return [
-    { role: 'user', content: `Let's design the REST API for the todo app (${token}-user).` },
-    {
-      role: 'assistant',
-      content: `Sure: resources /todos and /todos/{id}; PATCH for partial updates (${token}-assistant).`,
-    },
-  ];
-}
-
 /**
  * Registers the `ContextExtractor` conformance suite: valid output becomes a draft, the request
  * carries the extraction schema and only the new messages, malformed/refused/truncated/empty output
- * and provider errors become typed {@link ExtractionError}s, and timeouts and abort signals work.
- * Call it once, at the top level of a test file, with a harness around a local server that speaks
- * the provider's wire protocol.
+ * and provider errors become typed `ExtractionError`s, and timeouts and abort signals work; the
+ * robustness groups (`extractor-robustness-suite.ts`) and the custom-fields group
+ * (`extractor-fields-suite.ts`) run inside it. Call it once, at the top level of a test file, with
+ * a harness around a local server that speaks the provider's wire protocol and answers every
+ * {@link ProviderScenario} kind.
  *
  * @example
  * ```ts
@@ -55,67 +40,8 @@ function conversation(token: string): Message[] {
  * ```
  */
 export function describeContextExtractor(harness: ExtractorHarness): void {
-  const timeout = harness.testTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const test = (name: string, body: () => Promise<void>) => it(name, body, timeout);
-
-  const lastRequest = (): RecordedProviderRequest => {
-    const requests = harness.requests();
-    const last = requests[requests.length - 1];
-    if (!last) fail('the simulated provider received no request');
-    return last;
-  };
-
-  /** Runs one extraction against `scenario`; checks that exactly one provider call was made. */
-  const run = async (
-    scenario: ProviderScenario,
-    request: ExtractionRequest,
-    extractor?: ContextExtractor,
-    signal?: AbortSignal,
-  ) => {
-    const before = harness.requests().length;
-    harness.enqueue(scenario);
-    const target = extractor ?? (await harness.createExtractor());
-    try {
-      return await target.extract(request, signal ? { signal } : undefined);
-    } finally {
-      expect(
-        harness.requests().length - before,
-        'provider calls for one extraction: the extractor must not retry on its own (create it with SDK retries off)',
-      ).toBeLessThanOrEqual(1);
-    }
-  };
-
-  /** Expects `action` to fail with an `EXTRACTION_FAILED` error of `reason`; returns the error. */
-  const expectExtractionError = async (
-    action: () => Promise<unknown>,
-    reason: ExtractionFailureReason,
-    what: string,
-  ): Promise<ExtractionError> => {
-    let thrown = false;
-    let error: unknown;
-    try {
-      await action();
-    } catch (caught) {
-      thrown = true;
-      error = caught;
-    }
-    if (!thrown) fail(`${what} must fail with reason "${reason}", but it resolved`);
-    if (!ContextError.isInstance(error)) {
-      fail(`${what} must throw a ContextError, but threw ${describeError(error)}`);
-    }
-    expect(error.code, `${what}: ${describeError(error)}`).toBe('EXTRACTION_FAILED');
-    expect(ExtractionError.isInstance(error)).toBe(true);
-    const extraction = error as ExtractionError;
-    expect(extraction.reason, `${what}: ${describeError(error)}`).toBe(reason);
-    expect(typeof extraction.retryable, 'retryable is a boolean').toBe('boolean');
-    return extraction;
-  };
-
-  const summaryRequest = (token = randomId('turn')): ExtractionRequest => ({
-    previous: null,
-    messages: conversation(token),
-    planning: false,
-  });
+  const tools = extractorTools(harness);
+  const { test, lastRequest, run, expectExtractionError } = tools;
 
   describe(`ContextExtractor conformance: ${harness.name}`, () => {
     beforeEach(() => {
@@ -447,5 +373,8 @@ export function describeContextExtractor(harness: ExtractorHarness): void {
         expect(Date.now() - started, 'milliseconds until the abort error').toBeLessThan(1_000);
       });
     });
+
+    describeExtractorRobustness(tools);
+    describeExtractorFields(tools);
   });
 }

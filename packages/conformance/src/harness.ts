@@ -129,10 +129,40 @@ export type ProviderScenario =
   | { kind: 'truncated'; text?: string }
   /** An empty reply (no text at all). */
   | { kind: 'empty' }
-  /** An HTTP error from the provider. */
-  | { kind: 'http_error'; status: 400 | 401 | 403 | 429 | 500 | 503; retryAfterSeconds?: number }
+  /**
+   * An HTTP error from the provider, with the provider's error body. `retryAfterSeconds` is the
+   * provider's usual retry hint (a `retry-after` header, or the body's own field where the provider
+   * puts it there); `headers` are added to the reply exactly as given (the suite sends absurd
+   * `retry-after` and `retry-after-ms` values to check they are clamped).
+   */
+  | {
+      kind: 'http_error';
+      status: 400 | 401 | 403 | 429 | 500 | 503;
+      retryAfterSeconds?: number;
+      headers?: Record<string, string>;
+    }
   /** The provider never answers (until the client times out or aborts). */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /**
+   * The server answers exactly this, bypassing the provider's format: the status (default 200), the
+   * body byte for byte (an HTML page from a proxy, JSON cut off in the middle, an empty body), the
+   * `content-type` (default `application/json`) and any extra headers.
+   */
+  | {
+      kind: 'raw';
+      status?: number;
+      body: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+    }
+  /**
+   * A normal completion whose output text is `text`, with token usage exactly as given instead of
+   * well-formed counts. An object's `inputTokens` and `outputTokens` are sent under the provider's
+   * own names (OpenAI `input_tokens`, Gemini `promptTokenCount`, ...) with their values untouched
+   * (strings, negatives, fractions); a key it lacks is left out. Any other value (a string, a
+   * number) is sent in place of the provider's whole usage object.
+   */
+  | { kind: 'odd_usage'; text: string; usage: unknown };
 
 /** What the simulated provider received. */
 export interface RecordedProviderRequest {

@@ -9,6 +9,9 @@ import {
   buildExtractionPrompt,
   getExtractionJsonSchema,
   parseExtractionOutput,
+  parseRetryAfterHeaders,
+  type ToleratedOutput,
+  toTokenUsage,
 } from '@ctx/core/adapter';
 import type { ExtractorHarness, ProviderScenario, RecordedProviderRequest } from '../src/index.js';
 
@@ -21,6 +24,50 @@ function reasonForStatus(status: number): ExtractionFailureReason {
   if (status === 429) return 'rate_limit';
   if (status >= 500) return 'server_error';
   return 'bad_request';
+}
+
+/** The typed error for an HTTP error status, with the retry hint of `headers` or `retryAfterSeconds`. */
+function httpError(
+  status: number,
+  headers: Record<string, string> | undefined,
+  retryAfterSeconds?: number,
+): ExtractionError {
+  const fromHeaders = parseRetryAfterHeaders(headers ? new Headers(headers) : undefined);
+  const retryAfterMs =
+    fromHeaders ?? (retryAfterSeconds === undefined ? undefined : retryAfterSeconds * 1000);
+  return new ExtractionError(reasonForStatus(status), `The provider answered HTTP ${status}`, {
+    status,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+}
+
+/**
+ * The output text of a successful raw body. The scripted provider's reply format is
+ * `{ "output": "<text>" }`; anything else is a retryable `server_error` that names the status and
+ * content type and quotes the start of the body, as a real adapter's guard does.
+ */
+function outputOfRawBody(status: number, body: string, contentType: string): string {
+  let parsed: unknown;
+  let problem: string | undefined;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    problem = body.trim() === '' ? 'an empty body' : 'a body that is not JSON';
+  }
+  const output = (parsed as { output?: unknown } | null)?.output;
+  if (!problem && typeof output === 'string') return output;
+  throw new ExtractionError(
+    'server_error',
+    `The scripted provider answered HTTP ${status} with ${problem ?? 'JSON that is not its reply'} (${contentType}, starting "${body.slice(0, 80)}")`,
+    { status, retryable: true },
+  );
+}
+
+/** Renames the neutral `inputTokens` / `outputTokens` of an `odd_usage` scenario into token usage. */
+function usageOf(usage: unknown) {
+  if (typeof usage !== 'object' || usage === null) return undefined;
+  const counts = usage as { inputTokens?: unknown; outputTokens?: unknown };
+  return toTokenUsage(counts.inputTokens, counts.outputTokens);
 }
 
 /**
@@ -44,7 +91,7 @@ export function createScriptedProviderHarness(): ExtractorHarness {
       throw new ExtractionError('aborted', 'The extraction was aborted', { cause: signal.reason });
     }
     const prompt = buildExtractionPrompt(request);
-    const schema = getExtractionJsonSchema(request.planning);
+    const schema = getExtractionJsonSchema(request.planning, request.fields);
     const body = { model: 'scripted', system: prompt.system, user: prompt.user, schema };
     recorded.push({
       model: 'scripted',
@@ -60,12 +107,28 @@ export function createScriptedProviderHarness(): ExtractorHarness {
     if (!scenario) {
       throw new ExtractionError('unknown', 'The scripted provider has no scenario queued');
     }
+    const parse = (text: string, usage: ExtractionResult['usage']): ExtractionResult => {
+      let tolerated: ToleratedOutput | undefined;
+      const draft = parseExtractionOutput(text, {
+        planning: request.planning,
+        ...(request.fields ? { fields: request.fields } : {}),
+        onTolerated: (report) => {
+          tolerated = report;
+        },
+      });
+      return { draft, ...(usage ? { usage } : {}), ...(tolerated ? { tolerated } : {}) };
+    };
     switch (scenario.kind) {
       case 'output':
-        return {
-          draft: parseExtractionOutput(scenario.text, { planning: request.planning }),
-          ...(scenario.usage ? { usage: scenario.usage } : {}),
-        };
+        return parse(scenario.text, scenario.usage);
+      case 'odd_usage':
+        return parse(scenario.text, usageOf(scenario.usage));
+      case 'raw': {
+        const status = scenario.status ?? 200;
+        if (status >= 400) throw httpError(status, scenario.headers);
+        const contentType = scenario.contentType ?? 'application/json';
+        return parse(outputOfRawBody(status, scenario.body, contentType), undefined);
+      }
       case 'refusal':
         return Promise.reject(new ExtractionError('refusal', 'The model refused to answer'));
       case 'truncated':
@@ -73,16 +136,7 @@ export function createScriptedProviderHarness(): ExtractorHarness {
       case 'empty':
         throw new ExtractionError('empty', 'The model returned no output');
       case 'http_error':
-        throw new ExtractionError(
-          reasonForStatus(scenario.status),
-          `The provider answered HTTP ${scenario.status}`,
-          {
-            status: scenario.status,
-            ...(scenario.retryAfterSeconds === undefined
-              ? {}
-              : { retryAfterMs: scenario.retryAfterSeconds * 1000 }),
-          },
-        );
+        throw httpError(scenario.status, scenario.headers, scenario.retryAfterSeconds);
       case 'hang':
         return new Promise<never>((_, reject) => {
           const finish = (error: Error) => {

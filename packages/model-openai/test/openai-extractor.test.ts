@@ -217,7 +217,7 @@ describe.each<{ api: 'responses' | 'chat'; endpoint: OpenAIEndpoint; path: strin
               { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' },
             ],
           };
-    server.enqueue({ kind: 'raw', body });
+    server.enqueue({ kind: 'raw_json', body });
     const result = await make().extract(summaryRequest);
     expect(result).toEqual({ draft: { summary: 'A summary.' } });
   });
@@ -434,7 +434,7 @@ describe('Responses API response status', () => {
 
   it('treats a reply without message items as empty', async () => {
     server.enqueue({
-      kind: 'raw',
+      kind: 'raw_json',
       body: {
         id: 'resp_x',
         object: 'response',
@@ -452,7 +452,7 @@ describe('Responses API response status', () => {
 describe('Chat Completions reply shapes', () => {
   it('treats a reply without choices as empty', async () => {
     server.enqueue({
-      kind: 'raw',
+      kind: 'raw_json',
       body: { id: 'chatcmpl-x', object: 'chat.completion', created: 1, model: MODEL, choices: [] },
     });
     const error = await failure(extractor({ api: 'chat' }).extract(planningRequest));

@@ -23,8 +23,10 @@ export interface ScenarioUsage {
 }
 
 /**
- * What the server does with one request. A superset of the conformance suite's
- * {@link ProviderScenario}, with OpenAI-specific extras.
+ * What the server does with one request, besides the conformance suite's {@link ProviderScenario}s
+ * (`raw` sends a body byte for byte; `odd_usage` renames `inputTokens` / `outputTokens` to
+ * `input_tokens` / `output_tokens` on the Responses API and `prompt_tokens` /
+ * `completion_tokens` on Chat Completions).
  */
 export type OpenAIScenario =
   /** The model's output text (`output_text` / `message.content`), completed normally. */
@@ -51,18 +53,10 @@ export type OpenAIScenario =
     }
   /** A Responses API reply with `status: 'failed'` and an `error` object. */
   | { kind: 'failed'; code: string; message: string }
+  /** The suite's byte-for-byte body and its token usage with odd values (see above). */
+  | Extract<ProviderScenario, { kind: 'raw' | 'odd_usage' }>
   /** Any status, body and headers, sent as JSON. */
-  | { kind: 'raw'; status?: number; body: unknown; headers?: Record<string, string> }
-  /**
-   * A body sent byte for byte (an HTML page from a proxy, JSON cut off in the middle, nothing at
-   * all), with the given content type. @default status 200, content type `application/json`
-   */
-  | { kind: 'raw_text'; status?: number; body: string; contentType?: string }
-  /**
-   * A well-formed reply (like `output`) whose `usage` object is replaced as given, e.g. token
-   * counts sent as strings.
-   */
-  | { kind: 'output_with_usage'; text: string; usage: unknown }
+  | { kind: 'raw_json'; status?: number; body: unknown; headers?: Record<string, string> }
   /** Never answers (until the client gives up). */
   | { kind: 'hang' }
   /** Sends status and headers, then never finishes the body. */
@@ -371,6 +365,20 @@ function toReply(scenario: OpenAIScenario): Reply | undefined {
   }
 }
 
+/** An `odd_usage` scenario's usage under the endpoint's key names, values untouched. */
+function wireUsage(endpoint: OpenAIEndpoint, usage: unknown): unknown {
+  if (typeof usage !== 'object' || usage === null) return usage;
+  const [inputKey, outputKey] =
+    endpoint === 'responses'
+      ? ['input_tokens', 'output_tokens']
+      : ['prompt_tokens', 'completion_tokens'];
+  const { inputTokens, outputTokens } = usage as { inputTokens?: unknown; outputTokens?: unknown };
+  return {
+    ...(inputTokens === undefined ? {} : { [inputKey]: inputTokens }),
+    ...(outputTokens === undefined ? {} : { [outputKey]: outputTokens }),
+  };
+}
+
 function sendJson(
   response: ServerResponse,
   status: number,
@@ -484,22 +492,23 @@ export async function startOpenAITestServer(): Promise<OpenAITestServer> {
         );
         return;
       }
-      case 'raw':
+      case 'raw_json':
         sendJson(response, scenario.status ?? 200, scenario.body, scenario.headers);
         return;
-      case 'raw_text':
+      case 'raw':
         response.writeHead(scenario.status ?? 200, {
+          ...scenario.headers,
           'content-type': scenario.contentType ?? 'application/json',
           'content-length': Buffer.byteLength(scenario.body),
         });
         response.end(scenario.body);
         return;
-      case 'output_with_usage': {
+      case 'odd_usage': {
         const reply: Reply = { status: 'completed', text: scenario.text, refusal: null };
         const body = asRecord(
           endpoint === 'responses' ? responsesBody(decoded, reply) : chatBody(decoded, reply),
         );
-        sendJson(response, 200, { ...body, usage: scenario.usage });
+        sendJson(response, 200, { ...body, usage: wireUsage(endpoint, scenario.usage) });
         return;
       }
       case 'hang':
@@ -545,7 +554,7 @@ export async function startOpenAITestServer(): Promise<OpenAITestServer> {
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     enqueue(...scenarios) {
-      queue.push(...(scenarios as OpenAIScenario[]));
+      queue.push(...scenarios);
     },
     requests() {
       return [...recorded];

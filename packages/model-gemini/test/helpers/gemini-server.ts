@@ -209,10 +209,35 @@ export function scenarioToReply(scenario: ProviderScenario): GeminiReply {
       return geminiReplies.error(scenario.status, {
         retryDelay:
           scenario.retryAfterSeconds === undefined ? undefined : `${scenario.retryAfterSeconds}s`,
+        headers: scenario.headers,
       });
     case 'hang':
       return { status: 200, hang: true };
+    case 'raw':
+      return {
+        status: scenario.status ?? 200,
+        rawBody: scenario.body,
+        contentType: scenario.contentType ?? 'application/json',
+        headers: scenario.headers,
+      };
+    case 'odd_usage': {
+      const reply = geminiReplies.text(scenario.text);
+      return {
+        ...reply,
+        body: { ...(reply.body as object), usageMetadata: wireUsage(scenario.usage) },
+      };
+    }
   }
+}
+
+/** An `odd_usage` scenario's usage as `usageMetadata`: Gemini's key names, values untouched. */
+function wireUsage(usage: unknown): unknown {
+  if (typeof usage !== 'object' || usage === null) return usage;
+  const { inputTokens, outputTokens } = usage as { inputTokens?: unknown; outputTokens?: unknown };
+  return {
+    ...(inputTokens === undefined ? {} : { promptTokenCount: inputTokens }),
+    ...(outputTokens === undefined ? {} : { candidatesTokenCount: outputTokens }),
+  };
 }
 
 function isScenario(value: GeminiReply | ProviderScenario): value is ProviderScenario {
