@@ -174,7 +174,7 @@ const REFUSED: RefusedCase[] = [
   {
     label: 'a 200 reply that is not the provider’s response shape',
     reply: {
-      openai: { kind: 'raw', body: { hello: 'world' } },
+      openai: { kind: 'raw_json', body: { hello: 'world' } },
       gemini: { status: 200, rawBody: '<html>gateway says hi</html>', contentType: 'text/html' },
     },
     reason: undefined,
