@@ -421,11 +421,7 @@ async function runPending(sessionId: string, context: Context): Promise<number> 
   return EXIT_CODES.ok;
 }
 
-async function runDiscard(
-  sessionId: string,
-  turnIds: string[],
-  context: Context,
-): Promise<number> {
+async function runDiscard(sessionId: string, turnIds: string[], context: Context): Promise<number> {
   const { io, values } = context;
   const discarded = await withTurnStore(context, (store) =>
     store.discardPendingTurns(sessionId, turnIds),

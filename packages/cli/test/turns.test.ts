@@ -109,7 +109,9 @@ function describeTurnsOn(name: string, storeUrl: () => string, prepare: () => Pr
       expectSuccess(pending);
       const lines = pending.stdout.trimEnd().split('\n');
       expect(lines).toHaveLength(3);
-      expect(lines[0]).toMatch(/^TURN\s+USER\s+RECORDED\s+MESSAGES\s+CHARACTERS\s+FIRST USER MESSAGE$/);
+      expect(lines[0]).toMatch(
+        /^TURN\s+USER\s+RECORDED\s+MESSAGES\s+CHARACTERS\s+FIRST USER MESSAGE$/,
+      );
       const characters = refusedTurn.reduce((sum, message) => sum + message.content.length, 0);
       expect(lines[1]).toMatch(
         new RegExp(
@@ -120,7 +122,9 @@ function describeTurnsOn(name: string, storeUrl: () => string, prepare: () => Pr
       const excerpt = lines[1]?.slice(lines[1].indexOf('Please')) ?? '';
       expect(excerpt.endsWith('…')).toBe(true);
       expect([...excerpt].length).toBe(80);
-      expect(lines[2]).toMatch(/^stalled-2\s+alice\s+\S+\s+1\s+36\s+Then summarise the contract instead\.$/);
+      expect(lines[2]).toMatch(
+        /^stalled-2\s+alice\s+\S+\s+1\s+36\s+Then summarise the contract instead\.$/,
+      );
 
       const json = await runBinary(['pending', sessionId, '--json', '--store', store]);
       expectSuccess(json);
@@ -321,7 +325,10 @@ describe('ctx pending and ctx discard: model settings, output, errors', () => {
 
   it('exit 1 without creating anything when the SQLite file does not exist', async () => {
     const missing = join(folder, 'nope.db');
-    for (const args of [['pending', 's'], ['discard', 's', 't']]) {
+    for (const args of [
+      ['pending', 's'],
+      ['discard', 's', 't'],
+    ]) {
       const result = await runInProcess([...args, '--store', `sqlite:${missing}`]);
       expect(result.code).toBe(1);
       expect(oneErrorLine(result.stderr)).toContain('does not exist');
