@@ -197,8 +197,9 @@ Options:
   -h, --help          this help
   -V, --version       the version
 
-Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL; discard: no such
-pending turn; worker --once: a fold failed), 2 bad command line. The worker stops on SIGTERM or Ctrl-C (exit 0); a second signal exits 1.
+Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL; discard: none of the
+turns was pending; worker --once: a fold failed), 2 bad command line. The worker stops on SIGTERM
+or Ctrl-C (exit 0); a second signal exits 1.
 `;
 
 class UsageError extends Error {}
