@@ -1,9 +1,11 @@
-import type { SessionContext } from '@ctx/core';
+import type { RecordedTurn, SessionContext } from '@ctx/core';
 import { toSingleLine } from '@ctx/core/adapter';
 
 /** Summary excerpt width when the output is not a terminal (or its width is unknown). */
 const DEFAULT_EXCERPT_WIDTH = 60;
 const MIN_EXCERPT_WIDTH = 20;
+/** Width of the first user message's excerpt in `ctx pending`. */
+const TURN_EXCERPT_WIDTH = 80;
 
 /** `2026-01-01T10:00:00Z`: ISO 8601 in UTC, without milliseconds. */
 export function formatTimestamp(date: Date): string {
@@ -22,6 +24,59 @@ export function truncate(text: string, width: number): string {
 
 function visibleLength(text: string): number {
   return [...text].length;
+}
+
+/** `text` with control characters (a terminal's escape sequences) shown as `�`. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
+}
+
+/** Cells padded to the widest of their column, two spaces apart; the last cell is not padded. */
+function alignColumns(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, column) => {
+      widths[column] = Math.max(widths[column] ?? 0, visibleLength(cell));
+    });
+  }
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) =>
+          column === row.length - 1
+            ? cell
+            : cell + ' '.repeat((widths[column] ?? 0) - visibleLength(cell)),
+        )
+        .join('  '),
+    )
+    .join('\n');
+}
+
+/**
+ * The `pending` table, oldest turn first: turn id, user, when it was recorded, how many messages
+ * and characters (UTF-16 code units, as `fold.maxInputChars` counts them) it has, and the start of
+ * its first user message.
+ */
+export function formatPendingTurns(turns: RecordedTurn[]): string {
+  const rows = turns.map((turn) => {
+    const firstUserMessage = turn.messages.find((message) => message.role === 'user');
+    const characters = turn.messages.reduce((total, message) => total + message.content.length, 0);
+    return [
+      printable(turn.turnId),
+      turn.userId === null ? '-' : printable(turn.userId),
+      formatTimestamp(turn.recordedAt),
+      String(turn.messages.length),
+      String(characters),
+      firstUserMessage === undefined
+        ? '(no user message)'
+        : truncate(printable(toSingleLine(firstUserMessage.content)), TURN_EXCERPT_WIDTH) ||
+          '(empty)',
+    ];
+  });
+  return alignColumns([
+    ['TURN', 'USER', 'RECORDED', 'MESSAGES', 'CHARACTERS', 'FIRST USER MESSAGE'],
+    ...rows,
+  ]);
 }
 
 /**

@@ -17,8 +17,10 @@ import {
   MIN_RENDER_CHARS,
   renderSessionContext,
   type SessionContext,
+  type SessionContextStore,
 } from '@ctx/core';
-import { formatFields, formatListTable, toJson } from './cli-format.js';
+import { formatFields, formatListTable, formatPendingTurns, toJson } from './cli-format.js';
+import { createTurnStore } from './turns.js';
 import { runWorker, type WorkerSettings } from './worker.js';
 
 /** Where the CLI writes: `process.stdout`/`process.stderr`, or a test double. */
@@ -83,6 +85,8 @@ export const CLI_COMMANDS = [
   'print',
   'render',
   'delete',
+  'pending',
+  'discard',
   'purge-expired',
   'migrate',
   'worker',
@@ -122,6 +126,8 @@ const COMMAND_OPTIONS: Record<Command, readonly (keyof Values)[]> = {
   print: [],
   render: ['max-chars'],
   delete: ['json'],
+  pending: ['json'],
+  discard: ['json'],
   'purge-expired': ['json'],
   migrate: ['json'],
   worker: [
@@ -135,7 +141,14 @@ const COMMAND_OPTIONS: Record<Command, readonly (keyof Values)[]> = {
     'json',
   ],
 };
-const TAKES_SESSION_ID: ReadonlySet<Command> = new Set(['get', 'print', 'render', 'delete']);
+const TAKES_SESSION_ID: ReadonlySet<Command> = new Set([
+  'get',
+  'print',
+  'render',
+  'delete',
+  'pending',
+  'discard',
+]);
 
 const HELP = `ctx — inspect and manage ctx session contexts in any store, and fold their turns
 
@@ -150,6 +163,11 @@ Commands:
                       the <session_context> block an agent gets in its system prompt
   delete <id> [--json]
                       delete a session and its history (exit 1 when it did not exist)
+  pending <id> [--json]
+                      the session's turns recorded but not folded yet, oldest first
+  discard <id> <turn-id>... [--json]
+                      take pending turns out without folding them, for a turn the model can
+                      never fold (exit 1 when none of them was pending); --json keeps them
   purge-expired [--json]
                       delete expired sessions now, forget old tombstones and folded turn ids
   migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none)
@@ -179,8 +197,9 @@ Options:
   -h, --help          this help
   -V, --version       the version
 
-Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL; worker --once: a fold
-failed), 2 bad command line. The worker stops on SIGTERM or Ctrl-C (exit 0); a second signal exits 1.
+Exit codes: 0 done, 1 failed (not found, unreachable store, bad store URL; discard: none of the
+turns was pending; worker --once: a fold failed), 2 bad command line. The worker stops on SIGTERM
+or Ctrl-C (exit 0); a second signal exits 1.
 `;
 
 class UsageError extends Error {}
@@ -287,6 +306,29 @@ async function withRepository<T>(
   return result;
 }
 
+/**
+ * Runs `body` with a store over the repository, for reading and discarding pending turns (it has
+ * no model: see `createTurnStore`); closes the store, then the repository.
+ */
+async function withTurnStore<T>(
+  context: Context,
+  body: (store: SessionContextStore) => Promise<T>,
+): Promise<T> {
+  assertSqliteFileExists(context.store);
+  return withRepository(context, false, async (repository) => {
+    const store = createTurnStore(repository);
+    let result: T;
+    try {
+      result = await body(store);
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+    await store.close();
+    return result;
+  });
+}
+
 function assertSqliteFileExists(store: ParsedStoreUrl): void {
   if (store.kind !== 'sqlite') return;
   const { filename } = store;
@@ -361,6 +403,50 @@ async function runDelete(sessionId: string, context: Context): Promise<number> {
     throw new CommandFailure(`session "${sessionId}" not found: nothing deleted`);
   }
   if (!values.json) write(io.stdout, `Deleted session "${sessionId}".`);
+  return EXIT_CODES.ok;
+}
+
+async function runPending(sessionId: string, context: Context): Promise<number> {
+  const { io, values } = context;
+  const turns = await withTurnStore(context, (store) => store.pendingTurns(sessionId));
+  if (values.json) {
+    write(io.stdout, toJson({ sessionId, turns }));
+  } else {
+    write(
+      io.stdout,
+      turns.length === 0
+        ? `No pending turns for session "${sessionId}".`
+        : formatPendingTurns(turns),
+    );
+  }
+  return EXIT_CODES.ok;
+}
+
+async function runDiscard(sessionId: string, turnIds: string[], context: Context): Promise<number> {
+  const { io, values } = context;
+  const discarded = await withTurnStore(context, (store) =>
+    store.discardPendingTurns(sessionId, turnIds),
+  );
+  const gone = new Set(discarded.map((turn) => turn.turnId));
+  const notPending = [...new Set(turnIds)].filter((turnId) => !gone.has(turnId));
+  if (values.json) write(io.stdout, toJson({ sessionId, discarded, notPending }));
+  if (discarded.length === 0) {
+    const which =
+      notPending.length === 1
+        ? `turn "${notPending[0]}" is not pending`
+        : `none of the turns ${notPending.map((turnId) => `"${turnId}"`).join(', ')} is pending`;
+    throw new CommandFailure(
+      `${which} in session "${sessionId}": nothing discarded (ctx pending ${quoteArgument(sessionId)} lists the pending ones)`,
+    );
+  }
+  if (!values.json) {
+    const ids = discarded.map((turn) => turn.turnId).join(', ');
+    const count = discarded.length === 1 ? '1 turn' : `${discarded.length} turns`;
+    write(io.stdout, `Discarded ${count} of session "${sessionId}" without folding: ${ids}.`);
+    if (notPending.length > 0) {
+      write(io.stdout, `Not pending, left alone: ${notPending.join(', ')}.`);
+    }
+  }
   return EXIT_CODES.ok;
 }
 
@@ -523,6 +609,10 @@ async function runCommand(command: Command, args: string[], context: Context): P
     }
     case 'delete':
       return runDelete(sessionId, context);
+    case 'pending':
+      return runPending(sessionId, context);
+    case 'discard':
+      return runDiscard(sessionId, args.slice(1), context);
     case 'purge-expired':
       return runPurge(context);
     case 'migrate':
@@ -560,9 +650,17 @@ function prepare(
     if (!allowed.has(option)) throw new UsageError(`${command} does not take --${option}`);
   }
   const wanted = TAKES_SESSION_ID.has(command) ? 1 : 0;
-  if (args.length < wanted)
-    throw new UsageError(`${command} needs a session id: ctx ${command} <id>`);
-  if (args.length > wanted) {
+  if (args.length < wanted) {
+    const usage = command === 'discard' ? '<id> <turn-id>...' : '<id>';
+    throw new UsageError(`${command} needs a session id: ctx ${command} ${usage}`);
+  }
+  if (command === 'discard') {
+    if (args.length < 2) {
+      throw new UsageError(
+        `discard needs the ids of the turns to discard: ctx discard <id> <turn-id>... (ctx pending ${quoteArgument(args[0] ?? '')} lists them)`,
+      );
+    }
+  } else if (args.length > wanted) {
     throw new UsageError(
       `${command} takes ${wanted === 1 ? 'one session id' : 'no arguments'}, got "${args.join(' ')}"`,
     );
