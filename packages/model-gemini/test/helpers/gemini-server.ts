@@ -164,7 +164,7 @@ export const geminiReplies = {
     }
     return {
       status,
-      headers: options.headers,
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
       body: {
         error: {
           code: status,
@@ -206,10 +206,12 @@ export function scenarioToReply(scenario: ProviderScenario): GeminiReply {
     case 'empty':
       return geminiReplies.candidate({ finishReason: 'STOP' });
     case 'http_error':
-      return geminiReplies.error(scenario.status, {
-        retryDelay:
-          scenario.retryAfterSeconds === undefined ? undefined : `${scenario.retryAfterSeconds}s`,
-      });
+      return geminiReplies.error(
+        scenario.status,
+        scenario.retryAfterSeconds === undefined
+          ? {}
+          : { retryDelay: `${scenario.retryAfterSeconds}s` },
+      );
     case 'hang':
       return { status: 200, hang: true };
   }
