@@ -78,10 +78,12 @@ async function main(): Promise<void> {
   const out = resolve(
     values.out ?? resolve(packageRoot, 'results', values.quick ? 'quick.json' : 'latest.json'),
   );
+  const stores = parseList<DatabaseStore>(values.stores, DATABASE_STORES, '--stores');
+  const sections = parseList<Section>(values.sections, SECTIONS, '--sections');
   const results = await runBenchmarks({
     quick: values.quick,
-    stores: parseList<DatabaseStore>(values.stores, DATABASE_STORES, '--stores'),
-    sections: parseList<Section>(values.sections, SECTIONS, '--sections'),
+    ...(stores === undefined ? {} : { stores }),
+    ...(sections === undefined ? {} : { sections }),
   });
   console.log(formatReport(results));
   mkdirSync(dirname(out), { recursive: true });

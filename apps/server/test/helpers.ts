@@ -30,7 +30,7 @@ export const PLAN_TURN: Message[] = [
 ];
 
 /** The plan {@link PLAN_TURN} produces. */
-export const PLAN_STEPS = [
+export const PLAN_STEPS: [string, string, string, string] = [
   'Containerize the app with Docker',
   'Set up a managed PostgreSQL database',
   'Configure environment variables and secrets',

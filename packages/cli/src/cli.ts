@@ -368,7 +368,11 @@ async function runList(context: Context): Promise<number> {
       : parseInteger('limit', values.limit, 1, LIST_LIMITS.maxLimit);
   assertSqliteFileExists(context.store);
   const page = await withRepository(context, false, (repository) =>
-    repository.list({ userId: values.user, limit, cursor: values.cursor ?? null }),
+    repository.list({
+      ...(values.user === undefined ? {} : { userId: values.user }),
+      limit,
+      cursor: values.cursor ?? null,
+    }),
   );
   if (values.json) {
     write(io.stdout, toJson(page));
@@ -603,7 +607,10 @@ async function runCommand(command: Command, args: string[], context: Context): P
         values['max-chars'] === undefined
           ? undefined
           : parseInteger('max-chars', values['max-chars'], MIN_RENDER_CHARS, 1_000_000);
-      const block = renderSessionContext(await readSession(sessionId, context), { maxChars });
+      const block = renderSessionContext(
+        await readSession(sessionId, context),
+        maxChars === undefined ? {} : { maxChars },
+      );
       if (block !== '') write(io.stdout, block);
       return EXIT_CODES.ok;
     }

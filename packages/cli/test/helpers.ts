@@ -83,7 +83,7 @@ export function captureOutput(tty?: { columns: number }): CliOutput & { text(): 
       return true;
     },
     isTTY: tty !== undefined,
-    columns: tty?.columns,
+    ...(tty === undefined ? {} : { columns: tty.columns }),
     text: () => text,
   };
 }

@@ -22,12 +22,14 @@ function withConnectTimeout(url: string, connectTimeoutMs: number | undefined): 
   return `${url}${url.includes('?') ? '&' : '?'}connectTimeout=${connectTimeoutMs}`;
 }
 
-/** The options every repository takes under the same names. */
+/** The options every repository takes under the same names (those the caller left out stay out). */
 const commonOptions = (options: StoreSchemeOptions) => ({
-  ttlMs: options.ttlMs,
-  historyLimit: options.historyLimit,
-  tombstoneRetentionMs: options.tombstoneRetentionMs,
-  maxPendingTurns: options.maxPendingTurns,
+  ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+  ...(options.historyLimit === undefined ? {} : { historyLimit: options.historyLimit }),
+  ...(options.tombstoneRetentionMs === undefined
+    ? {}
+    : { tombstoneRetentionMs: options.tombstoneRetentionMs }),
+  ...(options.maxPendingTurns === undefined ? {} : { maxPendingTurns: options.maxPendingTurns }),
   migrate: options.migrate,
 });
 
@@ -71,7 +73,7 @@ const sqlite: StoreScheme<'sqlite', typeof import('@ctx/store-sqlite')> = {
   create: (adapter, location, options) =>
     adapter.createSqliteRepository({
       filename: location.filename,
-      tableName: options.tableName,
+      ...(options.tableName === undefined ? {} : { tableName: options.tableName }),
       ...commonOptions(options),
     }),
 };
@@ -90,10 +92,12 @@ const postgres: StoreScheme<'postgres', typeof import('@ctx/store-postgres')> = 
   create: (adapter, location, options) =>
     adapter.createPostgresRepository({
       url: location.url,
-      schema: options.schema,
-      tableName: options.tableName,
+      ...(options.schema === undefined ? {} : { schema: options.schema }),
+      ...(options.tableName === undefined ? {} : { tableName: options.tableName }),
       ...commonOptions(options),
-      connectTimeoutMs: options.connectTimeoutMs,
+      ...(options.connectTimeoutMs === undefined
+        ? {}
+        : { connectTimeoutMs: options.connectTimeoutMs }),
     }),
 };
 
@@ -111,9 +115,11 @@ const redis: StoreScheme<'redis', typeof import('@ctx/store-redis')> = {
   create: (adapter, location, options) =>
     adapter.createRedisRepository({
       url: location.url,
-      keyPrefix: options.keyPrefix,
+      ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
       ...commonOptions(options),
-      connectTimeoutMs: options.connectTimeoutMs,
+      ...(options.connectTimeoutMs === undefined
+        ? {}
+        : { connectTimeoutMs: options.connectTimeoutMs }),
     }),
 };
 
@@ -137,7 +143,7 @@ const mysql: StoreScheme<'mysql', typeof import('@ctx/store-mysql')> = {
   create: (adapter, location, options) =>
     adapter.createMysqlRepository({
       url: withConnectTimeout(location.url, options.connectTimeoutMs),
-      tableName: options.tableName,
+      ...(options.tableName === undefined ? {} : { tableName: options.tableName }),
       ...commonOptions(options),
     }),
 };

@@ -75,13 +75,19 @@ export async function createRepositoryFromUrl(
     install: scheme.install,
     purpose: `A ${scheme.schemes[0]}${scheme.form.includes('://') ? '://' : ':'} store URL`,
   });
+  // The URL's parameters win over the options; what neither gives stays out.
+  const ttlMs = fromUrl.ttlMs ?? options.ttlMs;
+  const historyLimit = fromUrl.historyLimit ?? options.historyLimit;
+  const tombstoneRetentionMs = fromUrl.tombstoneRetentionMs ?? options.tombstoneRetentionMs;
   return scheme.create(module, location, {
     ...fromUrl,
-    ttlMs: fromUrl.ttlMs ?? options.ttlMs,
-    historyLimit: fromUrl.historyLimit ?? options.historyLimit,
-    tombstoneRetentionMs: fromUrl.tombstoneRetentionMs ?? options.tombstoneRetentionMs,
+    ...(ttlMs === undefined ? {} : { ttlMs }),
+    ...(historyLimit === undefined ? {} : { historyLimit }),
+    ...(tombstoneRetentionMs === undefined ? {} : { tombstoneRetentionMs }),
     migrate: options.migrate ?? true,
     ...(options.maxPendingTurns === undefined ? {} : { maxPendingTurns: options.maxPendingTurns }),
-    connectTimeoutMs: options.connectTimeoutMs,
+    ...(options.connectTimeoutMs === undefined
+      ? {}
+      : { connectTimeoutMs: options.connectTimeoutMs }),
   });
 }

@@ -243,12 +243,16 @@ function readParameters(
       continue;
     }
     switch (name) {
-      case 'ttl':
-        options.ttlMs = readDuration(name, value, issues);
+      case 'ttl': {
+        const ttlMs = readDuration(name, value, issues);
+        if (ttlMs !== undefined) options.ttlMs = ttlMs;
         break;
-      case 'tombstones':
-        options.tombstoneRetentionMs = readDuration(name, value, issues);
+      }
+      case 'tombstones': {
+        const retentionMs = readDuration(name, value, issues);
+        if (retentionMs !== undefined) options.tombstoneRetentionMs = retentionMs;
         break;
+      }
       case 'history': {
         const limit = /^\d+$/.test(value) ? Number(value) : Number.NaN;
         if (!(Number.isSafeInteger(limit) && limit <= LIMITS.historyMaxVersions)) {

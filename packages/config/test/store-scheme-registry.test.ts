@@ -24,9 +24,11 @@ const bucketAdapter = {
   createBucketRepository(bucket: string, region: string, options: StoreSchemeOptions) {
     bucketAdapter.created.push({ bucket, region, options });
     return createMemoryRepository({
-      ttlMs: options.ttlMs,
-      historyLimit: options.historyLimit,
-      tombstoneRetentionMs: options.tombstoneRetentionMs,
+      ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+      ...(options.historyLimit === undefined ? {} : { historyLimit: options.historyLimit }),
+      ...(options.tombstoneRetentionMs === undefined
+        ? {}
+        : { tombstoneRetentionMs: options.tombstoneRetentionMs }),
     });
   },
 };

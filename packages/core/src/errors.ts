@@ -224,7 +224,12 @@ export class ExtractionError extends ContextError {
   constructor(
     reason: ExtractionFailureReason,
     message: string,
-    options?: { cause?: unknown; status?: number; retryAfterMs?: number; retryable?: boolean },
+    options?: {
+      cause?: unknown;
+      status?: number | undefined;
+      retryAfterMs?: number | undefined;
+      retryable?: boolean;
+    },
   ) {
     super('EXTRACTION_FAILED', message, options);
     markAs(this, EXTRACTION_MARKER);

@@ -291,12 +291,13 @@ export const ContextDraftSchema = z.object({
  */
 export interface ContextDraft<F extends object | undefined = undefined> {
   summary: string;
-  goal?: string | null;
-  plan?: string[] | null;
-  progress?: string[] | null;
+  goal?: string | null | undefined;
+  plan?: string[] | null | undefined;
+  progress?: string[] | null | undefined;
   fields?:
     | (F extends object ? { [K in keyof F]?: F[K] | null } : { [key: string]: unknown })
-    | null;
+    | null
+    | undefined;
 }
 
 /** Turns zod issues into our `path: message` list. */

@@ -413,9 +413,10 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
 
   /** The block for the system prompt ("" when there is nothing yet). See {@link renderSessionContext}. */
   async render(sessionId: string, options?: { userId?: string } & RenderOptions): Promise<string> {
-    const context = (await this.get(sessionId, {
-      userId: options?.userId,
-    })) as SessionContext | null;
+    const context = (await this.get(
+      sessionId,
+      options?.userId === undefined ? {} : { userId: options.userId },
+    )) as SessionContext | null;
     return renderSessionContext(context, this.#renderOptions(options));
   }
 
@@ -425,9 +426,10 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
     basePrompt: string,
     options?: { userId?: string } & RenderOptions,
   ): Promise<string> {
-    const context = (await this.get(sessionId, {
-      userId: options?.userId,
-    })) as SessionContext | null;
+    const context = (await this.get(
+      sessionId,
+      options?.userId === undefined ? {} : { userId: options.userId },
+    )) as SessionContext | null;
     return injectSessionContext(basePrompt, context, this.#renderOptions(options));
   }
 
@@ -439,9 +441,10 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
     sessionId: string,
     options?: { userId?: string; log?: (text: string) => void },
   ): Promise<string> {
-    const context = (await this.get(sessionId, {
-      userId: options?.userId,
-    })) as SessionContext | null;
+    const context = (await this.get(
+      sessionId,
+      options?.userId === undefined ? {} : { userId: options.userId },
+    )) as SessionContext | null;
     const text = formatSessionContext(context, {
       fields: this.#fields?.schema ?? null,
     });

@@ -5,7 +5,12 @@ import {
   DRIVER_SPEC_VERSION,
   resolveRepositorySettings,
 } from '../src/adapter/index.js';
-import { ContextError, type SessionContext, StorageError } from '../src/index.js';
+import {
+  ContextError,
+  type SessionContext,
+  StorageError,
+  type StoredFields,
+} from '../src/index.js';
 
 const snapshot = (overrides: Partial<SessionContext> = {}): SessionContext => ({
   sessionId: 's1',
@@ -69,7 +74,7 @@ describe('createDriverRepository', () => {
       const repository = createDriverRepository(
         fakeDriver({
           supports: { ttl: false, history: false, fields: true },
-          read: () => snapshot({ fields: structuredClone(returned) as SessionContext['fields'] }),
+          read: () => snapshot({ fields: structuredClone(returned) as StoredFields }),
         }),
         settings(),
       );

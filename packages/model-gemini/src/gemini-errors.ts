@@ -3,16 +3,19 @@ import { NETWORK_ERROR_CODES, parseRetryAfterHeaders } from '@ctx/core/adapter';
 import { ApiError } from '@google/genai';
 import { notTheReplyError } from './gemini-fetch.js';
 
-/** The `error` object of a Google API error body (`{ error: { code, message, status, details } }`). */
+/**
+ * The `error` object of a Google API error body (`{ error: { code, message, status, details } }`),
+ * each part undefined when the body lacks it.
+ */
 export interface GoogleApiErrorBody {
   /** The HTTP status code, repeated in the body. */
-  code?: number;
+  code: number | undefined;
   /** Human-readable explanation from the provider. */
-  message?: string;
+  message: string | undefined;
   /** The canonical status name, e.g. `RESOURCE_EXHAUSTED`, `INVALID_ARGUMENT`. */
-  status?: string;
+  status: string | undefined;
   /** Typed details (`google.rpc.RetryInfo`, `google.rpc.ErrorInfo`, `google.rpc.QuotaFailure`…). */
-  details?: unknown[];
+  details: unknown[] | undefined;
 }
 
 /** What {@link toExtractionError} needs to know about the call that failed. */

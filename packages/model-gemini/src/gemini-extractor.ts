@@ -107,14 +107,14 @@ export interface GeminiExtractorApiKeyOptions extends GeminiExtractorCommonOptio
    * (the SDK's order); building fails with `INVALID_CONFIG` when none is set.
    * @default process.env.GOOGLE_API_KEY ?? process.env.GEMINI_API_KEY
    */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /**
    * Base URL of a Gemini-compatible server, without the API version (the SDK appends
    * `/v1beta/models/<model>:generateContent`), e.g. a proxy or a local gateway.
    * @default 'https://generativelanguage.googleapis.com'
    * @example 'http://127.0.0.1:4000'
    */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /**
    * API version path segment. Set explicitly on the client the extractor creates, so `@google/genai`
    * 2 (whose default is `v1beta`) and 3 (default `v1`, or `GOOGLE_GENAI_API_VERSION`) call the same
@@ -308,14 +308,12 @@ export function createGeminiExtractor(options: GeminiExtractorOptions): ContextE
           retryable: false,
         });
       }
-      const instructions = [options.instructions, request.instructions]
+      const { instructions: requestInstructions, ...rest } = request;
+      const instructions = [options.instructions, requestInstructions]
         .map((text) => text?.trim())
         .filter(Boolean)
         .join('\n\n');
-      const prompt = buildExtractionPrompt({
-        ...request,
-        instructions: instructions || undefined,
-      });
+      const prompt = buildExtractionPrompt({ ...rest, ...(instructions ? { instructions } : {}) });
       const call = createCallSignal(callerSignal, timeoutMs);
       const capture = ownsClient ? createGuardedFetch() : undefined;
       const httpOptions: HttpOptions = {};

@@ -149,7 +149,8 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
   const client = createClient(options, resolved);
   const structuredOutput: OpenAIStructuredOutput = resolved.structuredOutput;
   let format: OutputFormat = structuredOutput === 'json_object' ? 'json_object' : 'json_schema';
-  const perRequestRetries = options.client && resolved.maxRetries !== undefined;
+  // An injected client keeps its own retry setting unless maxRetries is given.
+  const perRequestRetries = options.client ? resolved.maxRetries : undefined;
 
   async function send(
     prompt: ExtractionPrompt,
@@ -160,7 +161,7 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
     const requestOptions = {
       signal,
       timeout: resolved.timeoutMs,
-      ...(perRequestRetries ? { maxRetries: resolved.maxRetries } : {}),
+      ...(perRequestRetries === undefined ? {} : { maxRetries: perRequestRetries }),
     };
     const pending: OpenAIPendingRequest =
       resolved.api === 'chat'
@@ -191,9 +192,11 @@ export function createOpenAIExtractor(options: OpenAIExtractorOptions): OpenAIEx
         timeoutMs: resolved.timeoutMs,
       });
     }
+    const { instructions: requestInstructions, ...rest } = request;
+    const instructions = mergeInstructions(resolved.instructions, requestInstructions);
     const prompt = buildExtractionPrompt({
-      ...request,
-      instructions: mergeInstructions(resolved.instructions, request.instructions),
+      ...rest,
+      ...(instructions === undefined ? {} : { instructions }),
     });
     const schema = getExtractionJsonSchema(request.planning, request.fields);
     const deadline = createDeadline(resolved.timeoutMs, callerSignal);

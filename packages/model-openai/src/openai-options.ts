@@ -134,13 +134,13 @@ export interface OpenAIExtractorConnectionOptions extends OpenAIExtractorCommonO
    * (e.g. `'ollama'`).
    * @default process.env.OPENAI_API_KEY (read by the SDK)
    */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /**
    * The server's base URL, including the `/v1` path: `http://127.0.0.1:11434/v1` (Ollama),
    * `http://127.0.0.1:8000/v1` (vLLM), `http://127.0.0.1:1234/v1` (LM Studio).
    * @default process.env.OPENAI_BASE_URL, else 'https://api.openai.com/v1' (read by the SDK)
    */
-  baseURL?: string;
+  baseURL?: string | undefined;
 }
 
 /**

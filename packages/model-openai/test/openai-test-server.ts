@@ -188,7 +188,7 @@ function decodeRequest(
       data.response_format === undefined
         ? undefined
         : {
-            type: responseFormat.type as string | undefined,
+            ...(responseFormat.type === undefined ? {} : { type: responseFormat.type as string }),
             ...asRecord(responseFormat.json_schema),
           };
     const jsonSchema = asRecord(responseFormat.json_schema);
@@ -337,7 +337,12 @@ function chatBody(request: RecordedOpenAIRequest, reply: Reply): unknown {
 function toReply(scenario: OpenAIScenario): Reply | undefined {
   switch (scenario.kind) {
     case 'output':
-      return { status: 'completed', text: scenario.text, refusal: null, usage: scenario.usage };
+      return {
+        status: 'completed',
+        text: scenario.text,
+        refusal: null,
+        ...(scenario.usage === undefined ? {} : { usage: scenario.usage }),
+      };
     case 'empty':
       return { status: 'completed', text: '', refusal: null };
     case 'refusal':

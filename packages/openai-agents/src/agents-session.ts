@@ -56,7 +56,9 @@ export function createContextSession(options: ContextSessionOptions): Session {
       : [],
   );
   const { store, userId, maxToolResultChars } = options;
-  const inner = options.session ?? new MemorySession({ sessionId: options.sessionId });
+  const inner =
+    options.session ??
+    new MemorySession(options.sessionId === undefined ? {} : { sessionId: options.sessionId });
   const messageOptions = maxToolResultChars === undefined ? {} : { maxToolResultChars };
   /** Items saved since the last recorded turn. */
   let unrecorded: AgentInputItem[] = [];

@@ -103,9 +103,11 @@ export function createPoolClient(
   const nameOf = options.prepare ? statementNamer() : undefined;
   const client: PostgresClient = {
     query: (sql, params) =>
-      tracker.run(
-        async () => (await pool.query({ text: sql, values: params, name: nameOf?.(sql) })).rows,
-      ),
+      tracker.run(async () => {
+        const name = nameOf?.(sql);
+        const query = { text: sql, values: params, ...(name === undefined ? {} : { name }) };
+        return (await pool.query(query)).rows;
+      }),
 
     transaction: (body) =>
       tracker.run(async () => {

@@ -66,7 +66,13 @@ export function createOwnedClient(
   defaults: RedisOptions,
   overrides: RedisOptions | undefined,
 ): OwnedClient {
-  const client = new Redis(url, { ...defaults, ...overrides });
+  const { replyMapping, ...options } = { ...defaults, ...overrides };
+  // ioredis 6 types the client by `replyMapping`: given only when set, so the options fit its
+  // constructor (ioredis fills an unset one with its default either way).
+  const client = new Redis(
+    url,
+    replyMapping === undefined ? options : { ...options, replyMapping },
+  );
   let last: Error | undefined;
   // Without a listener ioredis prints every connection error; the repository reports them itself,
   // as the cause of the STORAGE_UNAVAILABLE error of the call that met the outage.

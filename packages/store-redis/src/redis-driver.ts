@@ -200,6 +200,6 @@ export function createRedisDriver(
 
     classifyError: classifyRedisError,
 
-    close: options.close,
+    ...(options.close === undefined ? {} : { close: options.close }),
   };
 }

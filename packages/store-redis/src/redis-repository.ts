@@ -265,7 +265,7 @@ export function createRedisRepository(options: RedisRepositoryOptions): RedisRep
       client,
       keys,
       whenReady: createReadyGate(client, connectTimeoutMs, () => owned?.lastError()),
-      close,
+      ...(close === undefined ? {} : { close }),
     },
     settings,
   );

@@ -164,7 +164,7 @@ export const geminiReplies = {
     }
     return {
       status,
-      headers: options.headers,
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
       body: {
         error: {
           code: status,
@@ -207,9 +207,10 @@ export function scenarioToReply(scenario: ProviderScenario): GeminiReply {
       return geminiReplies.candidate({ finishReason: 'STOP' });
     case 'http_error':
       return geminiReplies.error(scenario.status, {
-        retryDelay:
-          scenario.retryAfterSeconds === undefined ? undefined : `${scenario.retryAfterSeconds}s`,
-        headers: scenario.headers,
+        ...(scenario.retryAfterSeconds === undefined
+          ? {}
+          : { retryDelay: `${scenario.retryAfterSeconds}s` }),
+        ...(scenario.headers === undefined ? {} : { headers: scenario.headers }),
       });
     case 'hang':
       return { status: 200, hang: true };
@@ -218,7 +219,7 @@ export function scenarioToReply(scenario: ProviderScenario): GeminiReply {
         status: scenario.status ?? 200,
         rawBody: scenario.body,
         contentType: scenario.contentType ?? 'application/json',
-        headers: scenario.headers,
+        ...(scenario.headers === undefined ? {} : { headers: scenario.headers }),
       };
     case 'odd_usage': {
       const reply = geminiReplies.text(scenario.text);
