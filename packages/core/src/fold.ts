@@ -8,6 +8,7 @@ import {
   ContextDraftSchema,
   type Message,
   type SessionContext,
+  type StoredFields,
   toValidationIssues,
 } from './schema.js';
 import { toTokenUsage } from './token-usage.js';
@@ -191,7 +192,7 @@ function nextSnapshot(
   previous: SessionContext | null,
   owner: string | null,
   content: ContextContent | null,
-  fields: SessionContext['fields'],
+  fields: StoredFields | null,
   now: Date,
 ): SessionContext {
   return {
@@ -262,7 +263,7 @@ export async function foldSession(
         break;
       }
       const { apply, reject, owner } = selectBatch(previous, pending, settings.maxInputChars);
-      const next = (content: ContextContent | null, fields: SessionContext['fields']) =>
+      const next = (content: ContextContent | null, fields: StoredFields | null) =>
         nextSnapshot(sessionId, previous, owner, content, fields, settings.now());
       let snapshot = next(previous, previous?.fields ?? null);
       const messages = messagesForExtraction(apply.flatMap((turn) => turn.messages));
