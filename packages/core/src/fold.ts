@@ -210,6 +210,15 @@ function nextSnapshot(
   };
 }
 
+// The turns of the extraction an error came from, for the `failed` event (the error stays the
+// extractor's own, so callers and `isRetryableError` see it unchanged).
+const failedTurns = new WeakMap<object, string[]>();
+
+/** The ids of the turns whose extraction failed with `error`, oldest first, if it came from one. */
+export function turnIdsOfFailure(error: unknown): string[] | undefined {
+  return typeof error === 'object' && error !== null ? failedTurns.get(error) : undefined;
+}
+
 const addUsage = (total: TokenUsage | undefined, more: TokenUsage | undefined) =>
   more
     ? {
@@ -274,7 +283,15 @@ export async function foldSession(
       const parts = apply.length > 0 ? splitForExtraction(messages, settings.maxInputChars) : [];
       let from = previous;
       for (const part of parts) {
-        const result = await extract(settings, from, part, options.signal);
+        const result = await extract(settings, from, part, options.signal).catch(
+          (error: unknown) => {
+            failedTurns.set(
+              error as object,
+              apply.map((turn) => turn.turnId),
+            );
+            throw error;
+          },
+        );
         extractions += 1;
         const droppedKeys = result.tolerated?.droppedKeys;
         if (Array.isArray(droppedKeys) && droppedKeys.length > 0) {

@@ -160,6 +160,11 @@ export type SessionContextEvent =
       /** A background fold will be tried again after `retryInMs`. */
       willRetry: boolean;
       retryInMs?: number;
+      /**
+       * When the extraction failed: the turns it was folding, oldest first. A turn that shows up
+       * here fold after fold may be one the model can never fold (see `discardPendingTurns`).
+       */
+      turnIds?: string[];
     }
   | {
       /**

@@ -25,6 +25,7 @@ import {
   foldSession,
   type TurnLogRepository,
   toContextError,
+  turnIdsOfFailure,
 } from './fold.js';
 import { hasConversationalContent } from './policy.js';
 import {
@@ -92,6 +93,12 @@ export interface SessionContextStoreOptions<S extends FieldsSchema | undefined =
    * ```
    */
   fields?: S;
+}
+
+/** `{ turnIds }` of a failed extraction, for the `failed` event; nothing for other failures. */
+function failedTurnIds(error: unknown): { turnIds?: string[] } {
+  const turnIds = turnIdsOfFailure(error);
+  return turnIds ? { turnIds } : {};
 }
 
 /**
@@ -280,6 +287,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
         background: false,
         attempt: 1,
         willRetry: false,
+        ...failedTurnIds(failure),
       });
       throw failure;
     }
@@ -374,6 +382,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
           attempt: failures,
           willRetry: true,
           retryInMs,
+          ...failedTurnIds(error),
         });
       }
     }
@@ -653,7 +662,7 @@ export class SessionContextStore<S extends FieldsSchema | undefined = undefined>
   }
 
   #reportBackgroundFailure(failure: BackgroundFailure) {
-    this.#emit({ type: 'failed', background: true, ...failure });
+    this.#emit({ type: 'failed', background: true, ...failure, ...failedTurnIds(failure.error) });
     if (!failure.willRetry && !this.config.onEvent) {
       console.warn(
         `[ctx] background fold of session "${failure.sessionId}" failed (${failure.error.code}): ${failure.error.message}; its turns stay in the log for the next update or drain`,

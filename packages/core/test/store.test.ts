@@ -850,6 +850,11 @@ describe('background mode (the turn log)', () => {
         store.update({ sessionId: 's', userId: 'ada', turnId: 'next', messages: [user('fine')] }),
       ).rejects.toMatchObject({ reason: 'refusal' });
       expect((await store.pendingTurns('s')).map((turn) => turn.turnId)).toEqual(['bad', 'next']);
+      // The failed events name the turns each failed extraction was folding: 'bad' in both.
+      expect(events.flatMap((event) => (event.type === 'failed' ? [event.turnIds] : []))).toEqual([
+        ['bad'],
+        ['bad', 'next'],
+      ]);
 
       const discarded = await store.discardPendingTurns('s', ['bad', 'unknown'], {
         userId: 'ada',
