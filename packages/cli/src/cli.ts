@@ -170,7 +170,8 @@ Commands:
                       never fold (exit 1 when none of them was pending); --json keeps them
   purge-expired [--json]
                       delete expired sessions now, forget old tombstones and folded turn ids
-  migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none)
+  migrate [--json]    create or upgrade the tables (PostgreSQL, MySQL, SQLite; Redis needs none;
+                      a backend registered with registerStoreScheme: its adapter's migrate())
   worker [--interval MS] [--older-than MS] [--concurrency N] [--limit N] [--once]
          [--planning] [--instructions TEXT] [--json]
                       fold the turns no instance folds (crashed, redeployed, idle), round after
@@ -540,6 +541,24 @@ async function runMigrate(context: Context): Promise<number> {
         result.applied.length === 0
           ? `MySQL tables ${where} are up to date (schema version ${result.version}).`
           : `Migrated MySQL tables ${where} to schema version ${result.version} (applied ${result.applied.join(', ')}).`,
+      );
+    }
+    default: {
+      // A backend registered with @ctx/config's registerStoreScheme: its repository's own
+      // migrate(), when the adapter has one (a driver repository exposes its driver's).
+      // StoreKind grows with module augmentation, which this package cannot see: widen it.
+      const kind = (store as { kind: string }).kind;
+      const result = await withRepository(context, false, async (repository) => {
+        const migrate = (repository as { migrate?: () => Promise<unknown> }).migrate;
+        return typeof migrate === 'function'
+          ? { migrated: true, result: await migrate.call(repository) }
+          : { migrated: false };
+      });
+      return report(
+        { store: kind, ...result },
+        result.migrated
+          ? `Migrated the ${kind} store${'result' in result && result.result !== undefined ? `: ${JSON.stringify(result.result)}` : '.'}`
+          : `The ${kind} store's adapter has no migrate(): nothing to do.`,
       );
     }
   }

@@ -1,7 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatSessionContext, renderSessionContext } from '@ctx/core';
+import { registerStoreScheme } from '@ctx/config';
+import { createMemoryRepository, formatSessionContext, renderSessionContext } from '@ctx/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_COMMANDS } from '../src/index.js';
 import { oneErrorLine, PACKAGE_ROOT, runInProcess, seed, snapshot } from './helpers.js';
@@ -359,5 +360,52 @@ describe('delete, purge-expired, migrate', () => {
     expect(redis.stdout).toContain('Redis needs no migration');
     const memory = await runInProcess(['migrate', '--json', '--store', 'memory:']);
     expect(JSON.parse(memory.stdout)).toEqual({ store: 'memory', migrated: false });
+  });
+
+  it('migrate runs the migrate() of a backend registered with registerStoreScheme', async () => {
+    const migrations: string[] = [];
+    const scheme = (kind: string, withMigrate: boolean) =>
+      ({
+        kind,
+        schemes: [kind],
+        form: `${kind}://<name>`,
+        packageName: `ctx-store-${kind}`,
+        install: `ctx-store-${kind}`,
+        parse: (parts: { rest: string }) => ({ name: parts.rest.slice(2) }),
+        load: async () => ({}),
+        create: (_adapter: unknown, location: { name: string }) =>
+          Object.assign(
+            createMemoryRepository(),
+            withMigrate
+              ? {
+                  async migrate() {
+                    migrations.push(location.name);
+                    return { version: 3, applied: ['3-add-index'] };
+                  },
+                }
+              : {},
+          ),
+      }) as unknown as Parameters<typeof registerStoreScheme>[0];
+    const unregister = [
+      registerStoreScheme(scheme('crate', true)),
+      registerStoreScheme(scheme('plain', false)),
+    ];
+    try {
+      const migrated = await runInProcess(['migrate', '--json', '--store', 'crate://box']);
+      expect(migrated.code).toBe(0);
+      expect(JSON.parse(migrated.stdout)).toEqual({
+        store: 'crate',
+        migrated: true,
+        result: { version: 3, applied: ['3-add-index'] },
+      });
+      expect(migrations).toEqual(['box']);
+      const text = await runInProcess(['migrate', '--store', 'crate://box']);
+      expect(text.stdout).toContain('Migrated the crate store: {"version":3');
+      const plain = await runInProcess(['migrate', '--store', 'plain://box']);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toContain("The plain store's adapter has no migrate(): nothing to do.");
+    } finally {
+      for (const remove of unregister) remove();
+    }
   });
 });
