@@ -287,6 +287,22 @@ function write(output: CliOutput, text: string): void {
   output.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** Runs `body` with `resource`, then closes it (quietly when `body` failed: its error wins). */
+async function closing<R extends { close(): Promise<unknown> }, T>(
+  resource: R,
+  body: (resource: R) => Promise<T>,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await body(resource);
+  } catch (error) {
+    await resource.close().catch(() => undefined);
+    throw error;
+  }
+  await resource.close();
+  return result;
+}
+
 async function withRepository<T>(
   context: Context,
   migrate: boolean,
@@ -296,15 +312,7 @@ async function withRepository<T>(
     migrate,
     connectTimeoutMs: context.timeoutMs,
   });
-  let result: T;
-  try {
-    result = await body(repository);
-  } catch (error) {
-    await repository.close().catch(() => undefined);
-    throw error;
-  }
-  await repository.close();
-  return result;
+  return closing(repository, body);
 }
 
 /**
@@ -316,18 +324,7 @@ async function withTurnStore<T>(
   body: (store: SessionContextStore) => Promise<T>,
 ): Promise<T> {
   assertSqliteFileExists(context.store);
-  return withRepository(context, false, async (repository) => {
-    const store = createTurnStore(repository);
-    let result: T;
-    try {
-      result = await body(store);
-    } catch (error) {
-      await store.close().catch(() => undefined);
-      throw error;
-    }
-    await store.close();
-    return result;
-  });
+  return withRepository(context, false, (repository) => closing(createTurnStore(repository), body));
 }
 
 function assertSqliteFileExists(store: ParsedStoreUrl): void {

@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createRepositoryFromUrl } from '@ctx/config';
 import type { ContextRepository, Message, SessionContext, TurnLog } from '@ctx/core';
+import { createRedisKeyLayout } from '@ctx/store-redis';
+import { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
 import { type CliOutput, runCli } from '../src/index.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -326,4 +329,26 @@ export function fakeModelEnv(model: FakeModel): Record<string, string> {
     OPENAI_BASE_URL: model.baseURL,
     OPENAI_API_KEY: 'test-key',
   };
+}
+
+/** Drops the PostgreSQL schema a test file created (its tables and all), after the file. */
+export async function dropPostgresSchema(schema: string): Promise<void> {
+  const admin = new DataSource({ type: 'postgres', url: POSTGRES_URL, poolSize: 1 });
+  await admin.initialize();
+  try {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await admin.destroy();
+  }
+}
+
+/** Deletes every Redis key under the store key prefix a test file used. */
+export async function deleteRedisPrefix(prefix: string): Promise<void> {
+  const raw = new Redis(REDIS_URL);
+  try {
+    const keys = await raw.keys(`${createRedisKeyLayout(prefix).base}*`);
+    if (keys.length > 0) await raw.del(...keys);
+  } finally {
+    raw.disconnect();
+  }
 }

@@ -3,12 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExtractionError, type Message, type RecordedTurn, SessionContextStore } from '@ctx/core';
 import { createScriptedExtractor } from '@ctx/core/testing';
-import { createRedisKeyLayout } from '@ctx/store-redis';
-import { Redis } from 'ioredis';
-import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildBinary,
+  deleteRedisPrefix,
+  dropPostgresSchema,
   oneErrorLine,
   openRepository,
   POSTGRES_URL,
@@ -263,15 +262,7 @@ describeTurnsOn(
     expect((await runBinary(['migrate', '--store', postgresStore])).stderr).toBe('');
   },
 );
-afterAll(async () => {
-  const admin = new DataSource({ type: 'postgres', url: POSTGRES_URL, poolSize: 1 });
-  await admin.initialize();
-  try {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await admin.destroy();
-  }
-});
+afterAll(() => dropPostgresSchema(schema));
 
 const prefix = randomName('ctx-cli-turns');
 describeTurnsOn(
@@ -279,15 +270,7 @@ describeTurnsOn(
   () => withQuery(REDIS_URL, `prefix=${prefix}`),
   async () => undefined,
 );
-afterAll(async () => {
-  const raw = new Redis(REDIS_URL);
-  try {
-    const keys = await raw.keys(`${createRedisKeyLayout(prefix).base}*`);
-    if (keys.length > 0) await raw.del(...keys);
-  } finally {
-    raw.disconnect();
-  }
-});
+afterAll(() => deleteRedisPrefix(prefix));
 
 describe('ctx pending and ctx discard: model settings, output, errors', () => {
   beforeAll(async () => {

@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRedisKeyLayout } from '@ctx/store-redis';
-import { Redis } from 'ioredis';
-import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerRound } from '../src/worker.js';
 import {
   buildBinary,
+  deleteRedisPrefix,
+  dropPostgresSchema,
   fakeModelEnv,
   killRunningBinaries,
   oneErrorLine,
@@ -194,15 +193,7 @@ describeWorkerOn(
     expect(migrated.stderr).toBe('');
   },
 );
-afterAll(async () => {
-  const admin = new DataSource({ type: 'postgres', url: POSTGRES_URL, poolSize: 1 });
-  await admin.initialize();
-  try {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await admin.destroy();
-  }
-});
+afterAll(() => dropPostgresSchema(schema));
 
 const prefix = randomName('ctx-cli-worker');
 describeWorkerOn(
@@ -210,15 +201,7 @@ describeWorkerOn(
   () => withQuery(REDIS_URL, `prefix=${prefix}`),
   async () => undefined,
 );
-afterAll(async () => {
-  const raw = new Redis(REDIS_URL);
-  try {
-    const keys = await raw.keys(`${createRedisKeyLayout(prefix).base}*`);
-    if (keys.length > 0) await raw.del(...keys);
-  } finally {
-    raw.disconnect();
-  }
-});
+afterAll(() => deleteRedisPrefix(prefix));
 
 describe('ctx worker (the binary): which turns, failures, stopping', () => {
   it('leaves turns younger than --older-than to the instance that recorded them', async () => {
