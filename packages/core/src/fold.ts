@@ -285,10 +285,12 @@ export async function foldSession(
       for (const part of parts) {
         const result = await extract(settings, from, part, options.signal).catch(
           (error: unknown) => {
-            failedTurns.set(
-              error as object,
-              apply.map((turn) => turn.turnId),
-            );
+            if (typeof error === 'object' && error !== null) {
+              failedTurns.set(
+                error,
+                apply.map((turn) => turn.turnId),
+              );
+            }
             throw error;
           },
         );
