@@ -108,8 +108,13 @@ export async function runWorker(
       const aborted = ExtractionError.isInstance(event.error) && event.error.reason === 'aborted';
       if (stop.signal.aborted && aborted) return;
       failed += 1;
+      // The turns the failed extraction was folding: the one that fails round after round is
+      // what `ctx pending` and `ctx discard` are for.
+      const turns = event.turnIds?.length
+        ? ` (the extraction was folding ${event.turnIds.length === 1 ? 'turn' : 'turns'} ${event.turnIds.join(', ')})`
+        : '';
       io.fail(
-        `worker: session "${event.sessionId}" not folded (${event.error.code}): ${event.error.message}; its turns stay pending`,
+        `worker: session "${event.sessionId}" not folded (${event.error.code}): ${event.error.message}; its turns stay pending${turns}`,
       );
     } else if (event.type === 'messages-dropped') {
       io.fail(

@@ -64,14 +64,17 @@ async function expectAllFolded(storeUrl: string, sessionIds: string[]) {
   }
 }
 
-async function pendingCount(storeUrl: string, sessionId: string): Promise<number> {
+async function pendingTurnIds(storeUrl: string, sessionId: string): Promise<string[]> {
   const repository = await openRepository(storeUrl);
   try {
-    return (await repository.pendingTurns(sessionId)).length;
+    return (await repository.pendingTurns(sessionId)).map((turn) => turn.turnId);
   } finally {
     await repository.close();
   }
 }
+
+const pendingCount = async (storeUrl: string, sessionId: string) =>
+  (await pendingTurnIds(storeUrl, sessionId)).length;
 
 /** Polls until the session has a snapshot (as a second instance would read it). */
 async function waitForSnapshot(storeUrl: string, sessionId: string, timeoutMs = 10_000) {
@@ -234,6 +237,7 @@ describe('ctx worker (the binary): which turns, failures, stopping', () => {
       const store = newSqliteStore();
       const sessionId = randomName('flaky');
       await recordTurns(store, [{ sessionId, text: 'We deploy with blue-green releases.' }]);
+      const [pending] = await pendingTurnIds(store, sessionId);
       const worker = spawnBinary(
         ['worker', '--older-than', '0', '--interval', '50', '--concurrency', '1', '--store', store],
         fakeModelEnv(model),
@@ -246,6 +250,9 @@ describe('ctx worker (the binary): which turns, failures, stopping', () => {
       const failure = oneErrorLine(worker.stderr());
       expect(failure).toMatch(/^ctx: worker: session "[^"]+" not folded \(EXTRACTION_FAILED\): /);
       expect(failure).toContain('its turns stay pending');
+      // It names the turn the failed extraction was folding, for ctx pending / ctx discard.
+      expect(failure).toMatch(/ \(the extraction was folding turn [^ )]+\)$/);
+      expect(failure).toContain(`folding turn ${pending})`);
       expect(worker.stdout()).toMatch(/^Worker on sqlite:.* with OpenAI test-model via /);
       expect(worker.stdout()).toMatch(
         /Stopped \(SIGTERM\) after \d+ rounds: folded \d+ turns?\.\n$/,
