@@ -1,7 +1,7 @@
 import { ContextError, ExtractionError, StorageError, VersionConflictError } from './errors.js';
 import type { ContextExtractor, TokenUsage } from './extraction.js';
 import { applyFieldsPolicy, type CompiledFields, readFields } from './fields.js';
-import { splitForExtraction } from './input-parts.js';
+import { contentLength, splitForExtraction } from './input-parts.js';
 import { applyUpdatePolicy, messagesForExtraction } from './policy.js';
 import type { ContextRepository } from './repository.js';
 import {
@@ -86,9 +86,6 @@ export function toContextError(error: unknown, fallback: 'extraction' | 'storage
     : new StorageError('STORAGE_ERROR', `The repository failed: ${message}`, { cause: error });
 }
 
-const size = (turn: RecordedTurn) =>
-  turn.messages.reduce((total, message) => total + message.content.length, 0);
-
 /**
  * Splits the pending log (oldest first) into the turns the next extraction applies and the turns
  * it lets go: a turn of a user other than the session's owner is never applied (the first turn of
@@ -111,7 +108,7 @@ export function selectBatch(
       reject.push(turn);
       continue;
     }
-    const length = size(turn);
+    const length = contentLength(turn.messages);
     if (apply.length > 0 && chars + length > maxInputChars) break;
     apply.push(turn);
     chars += length;

@@ -1,7 +1,8 @@
 import { sliceAtCodePoint } from './adapter/storable-text.js';
 import type { Message } from './schema.js';
 
-const contentLength = (messages: readonly Message[]) =>
+/** The content characters of `messages`: what an extraction's budget counts. */
+export const contentLength = (messages: readonly Message[]) =>
   messages.reduce((total, message) => total + message.content.length, 0);
 
 /** What a piece of a message longer than one extraction's budget starts with. */
